@@ -1,0 +1,292 @@
+"""Configuration: one YAML file, overridable from the environment (`TCE_` prefix, `__` nesting).
+
+Everything is validated here, once, before anything starts; `load_config` turns any problem
+into a `ConfigError` whose message names the offending key (`tenants[0].ping.interval: ...`),
+which the command line prints before exiting with code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_PORT = 10437
+DEFAULT_LISTEN_ADDRESS = f"0.0.0.0:{DEFAULT_PORT}"
+ENV_PREFIX = "TCE_"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used; the message names the key."""
+
+
+def parse_duration(value: object) -> float:
+    """`15s`, `2m`, `1h`, `500ms` or a number of seconds -> seconds (must be positive)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 15s, 2m, 1h or a number of seconds")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(
+            f"invalid duration {value!r}: expected e.g. 15s, 2m, 1h or a number of seconds"
+        )
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PingConfig(_Strict):
+    interval: Duration = 15.0
+    timeout: Duration = 5.0
+
+
+class InventoryConfig(_Strict):
+    enabled: bool = True
+    tctl: str = "tctl"
+    identity_file: Path = Path("/opt/machine-id/identity")
+    interval: Duration = 60.0
+    timeout: Duration = 60.0
+    per_agent_metrics: bool = True
+    max_output_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+
+
+class RolloutConfig(_Strict):
+    enabled: bool = True
+    interval: Duration = 300.0
+
+
+class SlaConfig(_Strict):
+    objective: float = Field(default=0.999, gt=0.0, lt=1.0)
+    exclude_maintenance: bool = True
+
+
+class TenantConfig(_Strict):
+    proxy: str
+    name: str = ""
+    ca_file: Path | None = None
+    ping: PingConfig = PingConfig()
+    inventory: InventoryConfig = InventoryConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    sla: SlaConfig = SlaConfig()
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_is_host_port(cls, value: str) -> str:
+        value = value.strip()
+        if "://" in value or "/" in value:
+            raise ValueError(f"expected host[:port] without scheme or path, got {value!r}")
+        host, port = split_host_port(value)
+        if not host:
+            raise ValueError(f"missing host in {value!r}")
+        if not 0 < port < 65536:
+            raise ValueError(f"port out of range in {value!r}")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not os.access(value, os.R_OK):
+            raise ValueError(f"cannot read CA bundle {str(value)!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _defaults_and_paths(self) -> TenantConfig:
+        if not self.name:
+            object.__setattr__(self, "name", self.host)
+        identity = self.inventory.identity_file
+        if self.inventory.enabled or self.rollout.enabled:
+            # tbot may write the file after we start (sidecar), so a missing file in an existing
+            # directory is tolerated; a missing directory or an unreadable file is a mistake.
+            if not identity.parent.is_dir():
+                raise ValueError(
+                    f"inventory.identity_file: directory {str(identity.parent)!r} does not exist"
+                )
+            if identity.exists() and not os.access(identity, os.R_OK):
+                raise ValueError(f"inventory.identity_file: cannot read {str(identity)!r}")
+        return self
+
+    @property
+    def host(self) -> str:
+        return split_host_port(self.proxy)[0]
+
+    @property
+    def port(self) -> int:
+        return split_host_port(self.proxy)[1]
+
+
+class StatusPageConfig(_Strict):
+    url: str = "https://status.teleport.sh"
+    interval: Duration = 60.0
+    timeout: Duration = 10.0
+    components: list[str] = []
+    ca_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_http(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"expected an http(s) URL or an empty string, got {value!r}")
+        return value
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Sources by priority: flags, environment, file, defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    listen_address: str = DEFAULT_LISTEN_ADDRESS
+    state_dir: Path = Path("/var/lib/teleport-cloud-exporter")
+    status_page: StatusPageConfig = StatusPageConfig()
+    tenants: list[TenantConfig] = Field(default_factory=list)
+
+    @field_validator("listen_address")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        host, port = split_host_port(value, default_port=-1)
+        if port < 0 or not 0 <= port < 65536:
+            raise ValueError(f"expected host:port, got {value!r}")
+        return value
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique_names(cls, tenants: list[TenantConfig]) -> list[TenantConfig]:
+        seen: set[str] = set()
+        for tenant in tenants:
+            if tenant.name in seen:
+                raise ValueError(f"tenant name {tenant.name!r} is used twice")
+            seen.add(tenant.name)
+        return tenants
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init_settings carries flags (highest) merged over the file by load_config; env sits
+        # between them, so the file source is added last with the lowest priority.
+        return (
+            init_settings,
+            env_settings,
+            InitSettingsSource(settings_cls, init_kwargs=_file_values.get()),
+        )
+
+
+# The parsed file for the Settings() call under way in load_config (a context variable, so
+# concurrent loads in tests cannot see each other's file).
+_file_values: ContextVar[dict[str, Any]] = ContextVar("file_values", default={})
+
+
+def split_host_port(value: str, default_port: int = 443) -> tuple[str, int]:
+    """`host`, `host:port`, `[v6]:port` -> (host, port)."""
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif value.count(":") == 1:
+        host, _, port_text = value.partition(":")
+    else:
+        host, port_text = value, ""
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit():
+        raise ValueError(f"invalid port in {value!r}")
+    return host, int(port_text)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.startswith("function-") or part in ("list", "dict"):
+            continue
+        else:
+            path += f".{part}" if path else part
+    return path or "(top level)"
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = _key_path(item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        lines.append(f"{key}: {message}")
+    return "; ".join(lines)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
+    return data
+
+
+def load_config(path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build the settings from a file (optional), the environment and flag overrides."""
+    file_values = read_config_file(Path(path)) if path is not None else {}
+    flags = {key: value for key, value in overrides.items() if value is not None}
+    token = _file_values.set(file_values)
+    try:
+        return Settings(**flags)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+    finally:
+        _file_values.reset(token)

@@ -1,0 +1,36 @@
+"""What every source is: a named target refreshed on an interval by the runtime.
+
+A source fetches, parses and publishes its families through the `Hub`; on any failure it raises
+`SourceError` (or lets a timeout cancel it) and publishes nothing, so its last good families
+stay exposed. The runtime (`exporter.runtime`) owns scheduling, timeouts, backoff and the
+source-health families; sources never touch those.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from exporter.errors import SourceError
+
+
+class Source(ABC):
+    kind: ClassVar[str]
+    """The `source` label: ping, inventory, rollout or status_page."""
+
+    backoff: ClassVar[bool] = True
+    """Whether failures stretch the interval. The probe keeps its cadence: its failures are
+    the measurement the SLA ledger needs, minute by minute."""
+
+    def __init__(self, target: str, interval: float, timeout: float) -> None:
+        self.target = target
+        self.interval = interval
+        self.timeout = timeout
+
+    @abstractmethod
+    async def refresh(self) -> None:
+        """Fetch, parse and publish once. Raise SourceError on failure."""
+
+    def failed(self, error: SourceError) -> None:  # noqa: B027 (optional hook)
+        """Called by the runtime after a failed refresh (also after a timeout), before the
+        health families are updated. The probe uses it to publish probe_success 0."""
