@@ -1,0 +1,201 @@
+"""Command line: serve (default), check, simulate, sla report, docs.
+
+Exit codes: 0 fine, 1 findings (check), 2 configuration or collection problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from exporter import __version__
+from exporter.config import DEFAULT_LISTEN_ADDRESS, ConfigError, Settings, load_config
+from exporter.logs import LEVELS, setup_logging
+
+log = logging.getLogger("exporter")
+
+COMMANDS = ("serve", "check", "simulate", "sla", "docs")
+EXIT_OK, EXIT_FINDINGS, EXIT_CONFIG = 0, 1, 2
+
+DESCRIPTION = """\
+Prometheus exporter for Teleport Enterprise Cloud tenants: agent version skew against the
+control plane, automatic-update enrolment, Managed Updates v2 rollouts, the proxy's
+reachability and latency (/webapi/ping), the vendor status page, and the monthly SLA budget.
+
+Try it without any tenant:   teleport-cloud-exporter serve --demo
+"""
+
+EPILOG = """\
+Every configuration key can also be set from the environment with the TCE_ prefix and __ for
+nesting, e.g. TCE_STATUS_PAGE__INTERVAL=2m or TCE_TENANTS='[{"proxy": "x.teleport.sh"}]'.
+Flags win over the environment, which wins over the file.
+"""
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration file")
+    parser.add_argument(
+        "--log.level", dest="log_level", choices=LEVELS, default="info", help="log level (info)"
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=("logfmt", "json"),
+        default="logfmt",
+        help="log line format (logfmt)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="teleport-cloud-exporter",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"teleport-cloud-exporter {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the exporter (the default command)",
+        description="Run the exporter: refresh every source in the background and serve /metrics.",
+    )
+    _add_common(serve)
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="watch a built-in simulated tenant (no configuration, no network)",
+    )
+    serve.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        metavar="ADDR",
+        help=f"address to serve on (config listen_address, default {DEFAULT_LISTEN_ADDRESS})",
+    )
+    serve.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        type=Path,
+        metavar="FILE",
+        help="exporter-toolkit web configuration: TLS, mutual TLS, basic auth (bcrypt)",
+    )
+
+    check = commands.add_parser(
+        "check",
+        help="collect once and print a report (exit 0 healthy, 1 findings, 2 could not collect)",
+        description="Collect every source once and print a readable report: control-plane "
+        "version, agents per skew class, agents blocking the next upgrade, upgrader enrolment, "
+        "rollout groups, status page and SLA month to date. Exit code 0 healthy, 1 findings, "
+        "2 could not collect. Suitable for cron and CI.",
+    )
+    _add_common(check)
+    check.add_argument("--demo", action="store_true", help="check the built-in simulated tenant")
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="serve the simulated tenant alone (dashboard and alert work)",
+        description="Serve the simulated tenant (ping, version channel, status page over HTTPS "
+        "with its own CA) and write a fake tctl; prints the configuration to point an exporter at it.",
+    )
+    simulate.add_argument("--listen", default="127.0.0.1:0", metavar="ADDR", help="address (127.0.0.1:0)")
+    simulate.add_argument("--scenario", default="demo", help="healthy, skewed, outage, maintenance or demo")
+    simulate.add_argument("--agents", type=int, default=250, help="fleet size printed by the fake tctl")
+    simulate.add_argument("--workdir", type=Path, help="where to write the CA, fake tctl and config")
+
+    sla = commands.add_parser("sla", help="SLA evidence from the ledger")
+    sla_commands = sla.add_subparsers(dest="sla_command", metavar="SUBCOMMAND", required=True)
+    report = sla_commands.add_parser(
+        "report",
+        help="a month's downtime, budget and down intervals",
+        description="Print a month's objective, budget, downtime, maintenance, observed coverage, "
+        "uptime and the list of down intervals, from the ledger under state_dir.",
+    )
+    _add_common(report)
+    report.add_argument("--month", metavar="YYYY-MM", help="the month (default: the current one)")
+    report.add_argument("--format", choices=("text", "json"), default="text")
+
+    docs = commands.add_parser("docs", help="print the metric catalogue as Markdown")
+    docs.add_argument("what", choices=("metrics",))
+    return parser
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    """`teleport-cloud-exporter --config x` means `serve --config x`."""
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        return ["serve", *argv]
+    return argv
+
+
+def _load(args: argparse.Namespace, **overrides: Any) -> Settings:
+    settings = load_config(args.config, **overrides)
+    if not settings.tenants:
+        raise ConfigError("tenants: no tenant configured (pass --config FILE, or --demo to try it)")
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(_normalise_argv(list(sys.argv[1:] if argv is None else argv)))
+    if args.command == "docs":
+        from exporter.docs import metrics_markdown
+
+        sys.stdout.write(metrics_markdown())
+        return EXIT_OK
+    if args.command == "simulate":
+        setup_logging()
+        from exporter.simulator.demo import run_simulator
+
+        return run_simulator(args.listen, args.scenario, args.agents, args.workdir)
+    setup_logging(args.log_level, args.log_format)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "check":
+            from exporter.check import run_check
+
+            if args.demo:
+                from exporter.simulator.demo import demo_check
+
+                return demo_check()
+            return run_check(_load(args))
+        from exporter.sla_report import main_report
+
+        return main_report(_load(args), args.month, args.format, sys.stdout)
+    except ConfigError as exc:
+        log.error("configuration error: %s", exc)
+        print(f"teleport-cloud-exporter: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from exporter.app import run_exporter
+    from exporter.ledger import Ledger, LedgerError
+    from exporter.server import bind
+    from exporter.webconfig import load_web_config
+
+    if args.demo:
+        from exporter.simulator.demo import run_demo
+
+        return run_demo(args.listen_address or DEFAULT_LISTEN_ADDRESS)
+    settings = _load(args, listen_address=args.listen_address)
+    web = load_web_config(args.web_config) if args.web_config else None
+    try:
+        ledger = Ledger.open(settings.state_dir)
+    except LedgerError as exc:
+        raise ConfigError(f"state_dir: {exc}") from exc
+    try:
+        sock = bind(settings.listen_address)
+    except OSError as exc:
+        ledger.close()
+        raise ConfigError(f"listen_address: cannot listen on {settings.listen_address}: {exc.strerror}") from exc
+    anyio.run(run_exporter, settings, sock, ledger, web)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Scheduling: every source refreshes on its own interval in one anyio task group.
+
+Each refresh runs under a timeout; a failure is logged, counted by reason and followed by a
+jittered backoff (except for the probe, whose cadence is the SLA's measurement). Source health
+is published as its own family set after every refresh, success or not:
+
+    teleport_cloud_source_up{source="ping",target="prod"} 1
+    teleport_cloud_source_last_success_timestamp_seconds{source="ping",target="prod"} 1.76e9
+    teleport_cloud_source_duration_seconds{source="ping",target="prod"} 0.14
+    teleport_cloud_source_errors_total{source="ping",target="prod",reason="timeout"} 0
+    teleport_cloud_exporter_build_info{version="0.1.0"} 1
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anyio
+from prometheus_client import Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from exporter import __version__
+from exporter import metrics as m
+from exporter.errors import SourceError
+from exporter.sources.base import Source
+from exporter.state import Hub
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_FACTOR = 4.0
+JITTER = 0.1
+
+
+@dataclass
+class Health:
+    up: bool = False
+    last_success: float | None = None
+    duration: float = 0.0
+    consecutive_failures: int = 0
+
+
+def next_delay(source: Source, failures: int, retry_after: float | None, rng: random.Random) -> float:
+    """Seconds until the next refresh: the interval, stretched up to 4x by consecutive failures
+    for sources that back off, never shorter than a server's Retry-After, with +-10% jitter so
+    many exporters do not poll in step."""
+    delay = source.interval
+    if source.backoff and failures > 0:
+        delay = source.interval * min(2.0 ** (failures - 1), MAX_BACKOFF_FACTOR)
+    delay *= 1.0 + rng.uniform(-JITTER, JITTER)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+class Runtime:
+    """Runs sources and publishes their health."""
+
+    def __init__(self, hub: Hub, sources: Sequence[Source], seed: int | None = None) -> None:
+        self.hub = hub
+        self.sources = list(sources)
+        self.health = {(s.kind, s.target): Health() for s in self.sources}
+        self._rng = random.Random(seed)
+        self._errors = Counter(
+            m.SOURCE_ERRORS.name,
+            m.SOURCE_ERRORS.help,
+            labelnames=m.SOURCE_ERRORS.labels,
+            registry=None,
+        )
+        for source in self.sources:
+            for reason in m.ERROR_REASONS:
+                self._errors.labels(source.kind, source.target, reason)
+        self._publish_health()
+
+    @property
+    def ready(self) -> bool:
+        """Every enabled source has succeeded at least once."""
+        return all(h.last_success is not None for h in self.health.values())
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as group:
+            for source in self.sources:
+                group.start_soon(self._loop, source, name=f"{source.kind}:{source.target}")
+
+    async def refresh_once(self, source: Source) -> SourceError | None:
+        """One refresh with timeout, health and error accounting; returns the failure, if any."""
+        health = self.health[(source.kind, source.target)]
+        started = time.perf_counter()
+        error: SourceError | None = None
+        try:
+            with anyio.fail_after(source.timeout):
+                await source.refresh()
+        except TimeoutError:
+            error = SourceError("timeout", f"no answer within {source.timeout:g}s")
+        except SourceError as exc:
+            error = exc
+        except Exception as exc:
+            log.exception("source=%s target=%s unexpected failure", source.kind, source.target)
+            error = SourceError("other", f"{exc.__class__.__name__}: {exc}")
+        health.duration = time.perf_counter() - started
+        if error is None:
+            health.up = True
+            health.last_success = time.time()
+            health.consecutive_failures = 0
+        else:
+            health.up = False
+            health.consecutive_failures += 1
+            self._errors.labels(source.kind, source.target, error.reason).inc()
+            log.warning(
+                "source=%s target=%s reason=%s refresh failed: %s",
+                source.kind,
+                source.target,
+                error.reason,
+                error.message,
+            )
+            source.failed(error)
+        self._publish_health()
+        return error
+
+    async def _loop(self, source: Source) -> None:
+        while True:
+            error = await self.refresh_once(source)
+            health = self.health[(source.kind, source.target)]
+            delay = next_delay(
+                source,
+                health.consecutive_failures,
+                error.retry_after if error else None,
+                self._rng,
+            )
+            await anyio.sleep(delay)
+
+    def _publish_health(self) -> None:
+        self.hub.publish(("health",), self.health_families())
+
+    def health_families(self) -> list[Metric]:
+        up, last, duration = (
+            spec.new() for spec in (m.SOURCE_UP, m.SOURCE_LAST_SUCCESS, m.SOURCE_DURATION)
+        )
+        assert isinstance(up, GaugeMetricFamily)
+        assert isinstance(last, GaugeMetricFamily)
+        assert isinstance(duration, GaugeMetricFamily)
+        for (kind, target), health in self.health.items():
+            up.add_metric([kind, target], 1.0 if health.up else 0.0)
+            duration.add_metric([kind, target], health.duration)
+            if health.last_success is not None:
+                last.add_metric([kind, target], health.last_success)
+        return [
+            m.BUILD_INFO.single([__version__], 1.0),
+            up,
+            last,
+            duration,
+            *self._errors.collect(),
+        ]

@@ -1,0 +1,182 @@
+"""The HTTP side: a thin ASGI handler over the pre-rendered exposition, served by uvicorn.
+
+A scrape picks the cached body for the negotiated format and encoding and copies it out; it
+never triggers I/O to Teleport and never walks the series.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from typing import Any
+
+import uvicorn
+
+from exporter import __version__
+from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Exposition
+from exporter.webconfig import CLIENT_AUTH, TLS_VERSIONS, BasicAuth, WebConfig
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+INDEX = """<!doctype html>
+<html><head><title>teleport-cloud-exporter</title></head>
+<body><h1>teleport-cloud-exporter {version}</h1>
+<p>Prometheus metrics for Teleport Enterprise Cloud tenants.</p>
+<ul><li><a href="metrics">metrics</a></li><li><a href="healthz">healthz</a></li>
+<li><a href="readyz">readyz</a></li></ul></body></html>
+"""
+
+
+def wants_openmetrics(accept: str) -> bool:
+    return "application/openmetrics-text" in accept
+
+
+def wants_gzip(accept_encoding: str) -> bool:
+    for item in accept_encoding.split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() == "gzip" and params.replace(" ", "") not in ("q=0", "q=0.0"):
+            return True
+    return False
+
+
+class App:
+    """Routes: /metrics, /healthz (process alive), /readyz (every source succeeded once), /."""
+
+    def __init__(
+        self,
+        exposition: Exposition,
+        ready: Callable[[], bool],
+        auth: BasicAuth | None = None,
+    ) -> None:
+        self.exposition = exposition
+        self.ready = ready
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if self.auth is not None and not self.auth.check(headers.get("authorization")):
+            await _respond(
+                send,
+                401,
+                b"Unauthorized\n",
+                "text/plain; charset=utf-8",
+                [(b"www-authenticate", b'Basic realm="teleport-cloud-exporter"')],
+            )
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            await _respond(send, 405, b"Method Not Allowed\n", "text/plain; charset=utf-8")
+            return
+        path = scope["path"]
+        head = scope["method"] == "HEAD"
+        if path == "/metrics":
+            openmetrics = wants_openmetrics(headers.get("accept", ""))
+            gzipped = wants_gzip(headers.get("accept-encoding", ""))
+            body = self.exposition.body(openmetrics, gzipped)
+            extra = [(b"content-encoding", b"gzip")] if gzipped else []
+            extra.append((b"vary", b"Accept, Accept-Encoding"))
+            content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+            await _respond(send, 200, body, content_type, extra, head)
+        elif path == "/healthz":
+            await _respond(send, 200, b"OK\n", "text/plain; charset=utf-8", head=head)
+        elif path == "/readyz":
+            if self.ready():
+                await _respond(send, 200, b"OK\n", "text/plain; charset=utf-8", head=head)
+            else:
+                body = b"not ready: some sources have not succeeded yet\n"
+                await _respond(send, 503, body, "text/plain; charset=utf-8", head=head)
+        elif path == "/":
+            page = INDEX.format(version=__version__).encode()
+            await _respond(send, 200, page, "text/html; charset=utf-8", head=head)
+        else:
+            await _respond(send, 404, b"Not Found\n", "text/plain; charset=utf-8", head=head)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    extra: list[tuple[bytes, bytes]] | None = None,
+    head: bool = False,
+) -> None:
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the exporter's task group owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(address: str) -> socket.socket:
+    """Bind the listening socket up front so a busy port is a clear start-up error."""
+    from exporter.config import split_host_port
+
+    host, port = split_host_port(address, default_port=0)
+    host = host or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def build_server(app: App, web: WebConfig | None, timeout_graceful: float = 3.0) -> uvicorn.Server:
+    kwargs: dict[str, Any] = {}
+    tls = web.tls_server_config if web else None
+    if tls is not None:
+        kwargs.update(
+            ssl_certfile=str(tls.cert_file),
+            ssl_keyfile=str(tls.key_file),
+            ssl_cert_reqs=CLIENT_AUTH[tls.client_auth_type],
+            ssl_ca_certs=str(tls.client_ca_file) if tls.client_ca_file else None,
+        )
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(timeout_graceful),
+        server_header=False,
+        **kwargs,
+    )
+    config.load()
+    if tls is not None and isinstance(config.ssl, ssl.SSLContext):
+        config.ssl.minimum_version = TLS_VERSIONS[tls.min_version]
+    return _Server(config)

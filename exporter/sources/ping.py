@@ -1,0 +1,231 @@
+"""The proxy probe: `GET https://<proxy>/webapi/ping` on a fresh connection, timed by phase.
+
+Phases follow blackbox_exporter: resolve (our own getaddrinfo, so DNS is timed apart from the
+TCP connect), connect, tls, processing (connection ready to response headers) and transfer
+(headers to last body byte). httpcore's trace hooks give the connect/TLS/response boundaries.
+Keep-alive is off: a reused connection would hide connect and TLS trouble.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx
+from pydantic import ValidationError
+
+from exporter.collectors.probe import cluster_families, probe_families
+from exporter.errors import SourceError
+from exporter.models.ping import PING_ADAPTER, PingInfo
+from exporter.sources.base import Source
+from exporter.sources.http import error_from_exception, read_capped, tls_context
+from exporter.state import Hub, TenantState
+
+log = logging.getLogger(__name__)
+
+PING_PATH = "/webapi/ping"
+CHANNEL_PATH = "/v1/webapi/automaticupgrades/channel/default/version"
+MAX_PING_BYTES = 1024 * 1024
+
+ProbeRecorder = Callable[[str, float, bool], None]
+
+
+@dataclass
+class ProbeResult:
+    """One probe's measurements; what is not reached stays at its default."""
+
+    started_at: float
+    success: bool = False
+    duration: float = 0.0
+    phases: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("resolve", "connect", "tls", "processing", "transfer"), 0.0)
+    )
+    status_code: int = 0
+    cert_not_after: float | None = None
+    ping: PingInfo | None = None
+
+
+class _PhaseTimer:
+    """Collects httpcore trace events into phase boundaries (perf_counter seconds)."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, float] = {}
+        self.cert_not_after: float | None = None
+
+    async def __call__(self, event: str, info: dict[str, Any]) -> None:
+        self.marks.setdefault(event.split(".", 1)[-1], time.perf_counter())
+        if event.endswith("start_tls.complete"):
+            stream = info.get("return_value")
+            ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+            if isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+                cert = ssl_object.getpeercert()
+                not_after = cert.get("notAfter") if cert else None
+                if isinstance(not_after, str):
+                    self.cert_not_after = float(ssl.cert_time_to_seconds(not_after))
+
+    def span(self, start: str, end: str) -> float:
+        if start in self.marks and end in self.marks:
+            return max(0.0, self.marks[end] - self.marks[start])
+        return 0.0
+
+
+def _url_host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+class PingSource(Source):
+    kind = "ping"
+    backoff = False
+
+    def __init__(self, hub: Hub, tenant: TenantState, record: ProbeRecorder | None = None) -> None:
+        config = tenant.config
+        super().__init__(tenant.name, config.ping.interval, config.ping.timeout)
+        self.hub = hub
+        self.tenant = tenant
+        self.record = record
+        self.host = config.host
+        self.port = config.port
+        self._host_header = self.host if self.port == 443 else f"{_url_host(self.host)}:{self.port}"
+        self._client = httpx.AsyncClient(
+            verify=tls_context(config.ca_file),
+            limits=httpx.Limits(max_keepalive_connections=0),
+            timeout=config.ping.timeout,
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self._histogram = _LatencyHistogram(tenant.name)
+        self._current: ProbeResult | None = None
+
+    async def refresh(self) -> None:
+        result = ProbeResult(started_at=time.time())
+        self._current = result
+        start = time.perf_counter()
+        timer = _PhaseTimer()
+        try:
+            address = await self._resolve()
+            resolved = time.perf_counter()
+            result.phases["resolve"] = resolved - start
+            url = f"https://{_url_host(address)}:{self.port}{PING_PATH}"
+            request = self._client.build_request(
+                "GET",
+                url,
+                headers={"Host": self._host_header, "Accept": "application/json"},
+                extensions={"trace": timer, "sni_hostname": self.host},
+            )
+            response = await self._client.send(request, stream=True)
+            try:
+                result.status_code = response.status_code
+                body = await read_capped(response, MAX_PING_BYTES)
+            finally:
+                await response.aclose()
+            end = time.perf_counter()
+        except Exception as exc:
+            self._finish(result, timer, start)
+            raise error_from_exception(exc) from exc
+        self._finish(result, timer, start, end)
+        if result.status_code != 200:
+            raise SourceError("http", f"/webapi/ping answered HTTP {result.status_code}")
+        try:
+            ping = PING_ADAPTER.validate_json(body)
+        except ValidationError as exc:
+            raise SourceError("parse", f"/webapi/ping body is not a ping response: {_first_error(exc)}") from exc
+        result.success = True
+        result.ping = ping
+        self._histogram.observe(result.duration)
+        self._publish_probe(result)
+        await self._update_tenant(ping)
+
+    def failed(self, error: SourceError) -> None:
+        result = self._current
+        if result is None or result.success:
+            result = ProbeResult(started_at=time.time())
+        if error.reason == "timeout" and result.duration == 0.0:
+            result.duration = self.timeout
+        self._publish_probe(result)
+
+    def _finish(self, result: ProbeResult, timer: _PhaseTimer, start: float, end: float | None = None) -> None:
+        end = time.perf_counter() if end is None else end
+        result.duration = end - start
+        ready = "start_tls.complete" if "start_tls.complete" in timer.marks else "connect_tcp.complete"
+        result.phases["connect"] = timer.span("connect_tcp.started", "connect_tcp.complete")
+        result.phases["tls"] = timer.span("start_tls.started", "start_tls.complete")
+        result.phases["processing"] = timer.span(ready, "receive_response_headers.complete")
+        if "receive_response_headers.complete" in timer.marks:
+            result.phases["transfer"] = max(0.0, end - timer.marks["receive_response_headers.complete"])
+        result.cert_not_after = timer.cert_not_after
+
+    async def _resolve(self) -> str:
+        try:
+            infos = await anyio.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise SourceError("connect", f"cannot resolve {self.host!r}: {exc}") from exc
+        if not infos:
+            raise SourceError("connect", f"{self.host!r} resolves to no address")
+        return str(infos[0][4][0])
+
+    def _publish_probe(self, result: ProbeResult) -> None:
+        if self.record is not None:
+            self.record(self.tenant.name, result.started_at, result.success)
+        self.hub.publish(("probe", self.tenant.name), probe_families(self.tenant.name, result, self._histogram.families()))
+
+    async def _update_tenant(self, ping: PingInfo) -> None:
+        before = (self.tenant.control_plane_version, self.tenant.target_agent_version)
+        self.tenant.ping = ping
+        if ping.auto_update is None or not ping.auto_update.agent_version:
+            self.tenant.channel_version = await self._channel_version()
+        self.hub.publish(("cluster", self.tenant.name), cluster_families(self.tenant))
+        if (self.tenant.control_plane_version, self.tenant.target_agent_version) != before:
+            self.hub.versions_changed(self.tenant)
+
+    async def _channel_version(self) -> str | None:
+        """Target version from the v1 channel on tenants whose ping has no auto_update; a
+        failure here is logged and leaves the probe's success alone."""
+        url = f"https://{_url_host(self.host)}:{self.port}{CHANNEL_PATH}"
+        try:
+            response = await self._client.get(url)
+        except httpx.HTTPError as exc:
+            log.warning("tenant=%s version channel unreachable: %s", self.tenant.name, exc)
+            return self.tenant.channel_version
+        text = response.text.strip()
+        if response.status_code != 200 or not text or text == "none":
+            return None
+        return text.removeprefix("v")[:64]
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _LatencyHistogram:
+    """Cumulative histogram of successful probe durations, kept by prometheus_client."""
+
+    def __init__(self, tenant: str) -> None:
+        from prometheus_client import Histogram
+
+        from exporter.metrics import PROBE_LATENCY
+
+        self._histogram = Histogram(
+            PROBE_LATENCY.name,
+            PROBE_LATENCY.help,
+            labelnames=PROBE_LATENCY.labels,
+            registry=None,
+            buckets=(0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
+        )
+        self._child = self._histogram.labels(tenant)
+
+    def observe(self, seconds: float) -> None:
+        self._child.observe(seconds)
+
+    def families(self) -> list[Any]:
+        return list(self._histogram.collect())
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(document)"
+    return f"{where}: {first['msg']}"
