@@ -156,13 +156,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
         if args.command == "check":
-            from exporter.check import run_check
-
             if args.demo:
                 from exporter.simulator.demo import demo_check
 
                 return demo_check()
-            return run_check(_load(args))
+            settings = _load(args)
+            from exporter.check import run_check
+
+            return run_check(settings)
         from exporter.sla_report import main_report
 
         return main_report(_load(args), args.month, args.format, sys.stdout)

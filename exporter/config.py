@@ -250,6 +250,9 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return path or "(top level)"
 
 
+_SUBKEY = re.compile(r"^([a-z_]+(?:\.[a-z_]+)+): ")
+
+
 def describe_validation_error(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
@@ -259,6 +262,9 @@ def describe_validation_error(error: ValidationError) -> str:
             message = "unknown key"
         elif item["type"] == "missing":
             message = "required key is missing"
+        elif sub := _SUBKEY.match(message):
+            # model-level checks name the nested key in their message: fold it into the path
+            key, message = f"{key}.{sub.group(1)}", message[sub.end() :]
         lines.append(f"{key}: {message}")
     return "; ".join(lines)
 

@@ -28,7 +28,11 @@ DEMO_AGENTS = 250
 def tctl_scenario(scenario: str, agents: int) -> dict[str, Any]:
     """What the fake tctl prints for a simulator scenario."""
     mix = "healthy" if scenario == "healthy" else "skewed"
-    return {"size": agents, "mix": mix, "control_plane_major": 18, "rollout": scenario in ("demo", "skewed"), "broken": 2 if scenario == "demo" else 0}
+    return {
+        "inventory": {"size": agents, "mix": mix, "control_plane_major": 18, "broken": 2 if scenario == "demo" else 0},
+        "rollout": {} if scenario in ("demo", "skewed") else None,
+        "compact": True,
+    }
 
 
 def demo_config(sim: SimulatedTenant, workdir: Path, tctl: Path, listen: str, fast: bool = True) -> dict[str, Any]:

@@ -100,11 +100,11 @@ class PingSource(Source):
             trust_env=False,
         )
         self._histogram = _LatencyHistogram(tenant.name)
-        self._current: ProbeResult | None = None
+        self.last_result: ProbeResult | None = None
 
     async def refresh(self) -> None:
         result = ProbeResult(started_at=time.time())
-        self._current = result
+        self.last_result = result
         start = time.perf_counter()
         timer = _PhaseTimer()
         try:
@@ -142,7 +142,7 @@ class PingSource(Source):
         await self._update_tenant(ping)
 
     def failed(self, error: SourceError) -> None:
-        result = self._current
+        result = self.last_result
         if result is None or result.success:
             result = ProbeResult(started_at=time.time())
         if error.reason == "timeout" and result.duration == 0.0:
