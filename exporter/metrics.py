@@ -405,7 +405,8 @@ SLA_MAINTENANCE = _family(
     "sla",
     "sla_maintenance_seconds",
     "gauge",
-    "Down minutes this month excluded because they fell inside a status-page maintenance, x 60.",
+    "Down minutes this month that fell inside a status-page maintenance, x 60; left out of "
+    "downtime when exclude_maintenance is true.",
     "tenant",
 )
 SLA_OBSERVED = _family(
