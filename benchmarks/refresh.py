@@ -59,7 +59,10 @@ def main() -> None:
         timeout=300,
     )
     print(f"inventory refresh, {args.agents} agents, {args.rounds} rounds")
-    print(f"  CPU per refresh: median {statistics.median(timings) * 1000:.0f} ms, max {max(timings) * 1000:.0f} ms (target < 300 ms)")
+    print(
+        f"  CPU per refresh: median {statistics.median(timings) * 1000:.0f} ms, max "
+        f"{max(timings) * 1000:.0f} ms (target < 300 ms)"
+    )
     print(f"  RSS holding the exposition: {child.stdout.strip()} MB (target < 150 MB)")
 
 

@@ -84,7 +84,10 @@ def serve_ours(exposition: Exposition) -> tuple[_Server, str]:
 
 
 def report(label: str, timings: list[float]) -> None:
-    print(f"  {label:<38} p50 {statistics.median(timings) * 1000:8.2f} ms   p99 {p(timings, 0.99) * 1000:8.2f} ms   ({len(timings)} scrapes)")
+    print(
+        f"  {label:<38} p50 {statistics.median(timings) * 1000:8.2f} ms   p99 "
+        f"{p(timings, 0.99) * 1000:8.2f} ms   ({len(timings)} scrapes)"
+    )
 
 
 def run(agents: int, ours_count: int, peer_count: int) -> None:
@@ -93,9 +96,14 @@ def run(agents: int, ours_count: int, peer_count: int) -> None:
     refresh(data, exposition)
     view = derive(data)
     server, url = serve_ours(exposition)
-    print(f"/metrics with {agents} agents ({len(exposition.body()) / 1e6:.1f} MB text, per-agent series on)")
+    print(
+        f"/metrics with {agents} agents ({len(exposition.body()) / 1e6:.1f} MB text, per-agent "
+        "series on)"
+    )
     ours_text = scrape_timings(url, ours_count, {"Accept": "text/plain"})
-    ours_gzip = scrape_timings(url, ours_count, {"Accept": "application/openmetrics-text", "Accept-Encoding": "gzip"})
+    ours_gzip = scrape_timings(
+        url, ours_count, {"Accept": "application/openmetrics-text", "Accept-Encoding": "gzip"}
+    )
     report("exporter, text", ours_text)
     report("exporter, OpenMetrics + gzip", ours_gzip)
     server.should_exit = True

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 import anyio
-from anyio.abc import CancelScope
 
 from exporter.clock import SystemClock
 from exporter.config import Settings
@@ -56,7 +56,9 @@ async def close_sources(sources: Sequence[Source]) -> None:
                 await close()
 
 
-async def _stop_on_signal(scope: CancelScope, stop_server: Callable[[], Awaitable[None]]) -> None:
+async def _stop_on_signal(
+    scope: anyio.CancelScope, stop_server: Callable[[], Awaitable[None]]
+) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             log.info("received %s, shutting down", signal.Signals(signum).name)
@@ -71,7 +73,7 @@ async def run_exporter(
     sock: socket.socket,
     ledger: Ledger | None,
     web: WebConfig | None = None,
-    extra_tasks: Sequence[Callable[[], Awaitable[None]]] = (),
+    extra_tasks: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> None:
     """Serve until SIGTERM/SIGINT."""
     hub = Hub(settings)

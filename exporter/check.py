@@ -45,7 +45,9 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-async def _collect(runtime: Runtime, sources: list[Source]) -> dict[tuple[str, str], SourceError | None]:
+async def _collect(
+    runtime: Runtime, sources: list[Source]
+) -> dict[tuple[str, str], SourceError | None]:
     """Probes first (the fleet's skew needs the control-plane version), then the rest at once."""
     results: dict[tuple[str, str], SourceError | None] = {}
 
@@ -73,32 +75,57 @@ def _fleet_section(report: Report, tenant: TenantState, view: FleetView) -> None
     if unsupported:
         report.findings.append(f"{tenant.name}: {unsupported} agent(s) on an unsupported version")
     if view.upgrade_blocked:
-        report.findings.append(f"{tenant.name}: next control-plane upgrade blocked by {len(view.blocking_agents)} agent(s)")
-        report.add(f"  Next upgrade    BLOCKED by {len(view.blocking_agents)} agent(s) one or more majors behind:")
+        report.findings.append(
+            f"{tenant.name}: next control-plane upgrade blocked by {len(view.blocking_agents)} "
+            "agent(s)"
+        )
+        report.add(
+            f"  Next upgrade    BLOCKED by {len(view.blocking_agents)} agent(s) one or more "
+            "majors behind:"
+        )
         report.add(f"    {'HOSTNAME':<32} {'VERSION':<16} {'UPGRADER':<20} BEHIND")
         for agent in view.blocking_agents[:BLOCKING_SHOWN]:
-            report.add(f"    {agent.hostname[:32]:<32} {agent.version[:16]:<16} {agent.upgrader[:20]:<20} {agent.majors_behind}")
+            report.add(
+                f"    {agent.hostname[:32]:<32} {agent.version[:16]:<16} "
+                f"{agent.upgrader[:20]:<20} {agent.majors_behind}"
+            )
         if len(view.blocking_agents) > BLOCKING_SHOWN:
             report.add(f"    ... and {len(view.blocking_agents) - BLOCKING_SHOWN} more")
     elif view.upgrade_blocked is False:
-        report.add("  Next upgrade    not blocked: every agent is on the control plane's major or newer")
+        report.add(
+            "  Next upgrade    not blocked: every agent is on the control plane's major or newer"
+        )
     else:
         report.add("  Next upgrade    unknown: the control-plane version is not known yet")
     enrolment: dict[str, int] = {}
     for (_, upgrader), count in view.by_version_upgrader.items():
         enrolment[upgrader] = enrolment.get(upgrader, 0) + count
-    report.add("  Enrolment       " + ", ".join(f"{kind} {count}" for kind, count in sorted(enrolment.items())))
+    report.add(
+        "  Enrolment       "
+        + ", ".join(f"{kind} {count}" for kind, count in sorted(enrolment.items()))
+    )
     if enrolment.get("none"):
-        report.findings.append(f"{tenant.name}: {enrolment['none']} agent(s) not enrolled in automatic updates")
+        report.findings.append(
+            f"{tenant.name}: {enrolment['none']} agent(s) not enrolled in automatic updates"
+        )
     if view.outdated is not None and view.target_version:
-        report.add(f"  Outdated        {view.outdated} agent(s) not on the target version {view.target_version}")
+        report.add(
+            f"  Outdated        {view.outdated} agent(s) not on the target version "
+            f"{view.target_version}"
+        )
 
 
 def _rollout_section(report: Report, tenant: TenantState, rollout: Rollout) -> None:
     spec = rollout.spec
-    report.add(f"  Rollout         {spec.start_version} -> {spec.target_version}, mode {spec.autoupdate_mode}, strategy {spec.strategy}, schedule {spec.schedule}")
+    report.add(
+        f"  Rollout         {spec.start_version} -> {spec.target_version}, mode "
+        f"{spec.autoupdate_mode}, strategy {spec.strategy}, schedule {spec.schedule}"
+    )
     for group in rollout.status.groups:
-        report.add(f"    {group.name:<20} {group.state:<12} {group.up_to_date_count}/{group.present_count} up to date")
+        report.add(
+            f"    {group.name:<20} {group.state:<12} "
+            f"{group.up_to_date_count}/{group.present_count} up to date"
+        )
         if group.state == "rolledback":
             report.findings.append(f"{tenant.name}: rollout group {group.name} rolled back")
 
@@ -125,7 +152,13 @@ def _sla_section(report: Report, settings: Settings, tenant: TenantState, now: f
         report.findings.append(f"{tenant.name}: SLA breached this month")
 
 
-def build_report(settings: Settings, hub: Hub, sources: list[Source], results: dict[tuple[str, str], SourceError | None], now: float) -> Report:
+def build_report(
+    settings: Settings,
+    hub: Hub,
+    sources: list[Source],
+    results: dict[tuple[str, str], SourceError | None],
+    now: float,
+) -> Report:
     report = Report()
     report.add(f"teleport-cloud-exporter check, {_when(now)}")
     for (kind, target), error in results.items():
@@ -137,29 +170,56 @@ def build_report(settings: Settings, hub: Hub, sources: list[Source], results: d
         report.add(f"Tenant {tenant.name} ({tenant.config.proxy})")
         probe = probes[tenant.name].last_result
         if probe is not None and probe.success:
-            expiry = f", certificate valid until {_when(probe.cert_not_after)}" if probe.cert_not_after else ""
-            report.add(f"  Proxy probe     OK in {probe.duration * 1000:.0f} ms (HTTP {probe.status_code}){expiry}")
+            expiry = (
+                f", certificate valid until {_when(probe.cert_not_after)}"
+                if probe.cert_not_after
+                else ""
+            )
+            report.add(
+                f"  Proxy probe     OK in {probe.duration * 1000:.0f} ms (HTTP "
+                f"{probe.status_code}){expiry}"
+            )
         else:
-            report.add("  Proxy probe     FAILING" + (f" (HTTP {probe.status_code})" if probe and probe.status_code else ""))
+            report.add(
+                "  Proxy probe     FAILING"
+                + (f" (HTTP {probe.status_code})" if probe and probe.status_code else "")
+            )
             report.findings.append(f"{tenant.name}: proxy probe failing")
         if tenant.ping is not None:
-            report.add(f"  Control plane   {tenant.ping.server_version} (cluster {tenant.ping.cluster_name}), target agent version {tenant.target_agent_version or 'unknown'}")
+            report.add(
+                f"  Control plane   {tenant.ping.server_version} (cluster "
+                f"{tenant.ping.cluster_name}), target agent version "
+                f"{tenant.target_agent_version or 'unknown'}"
+            )
         if tenant.inventory is not None:
-            _fleet_section(report, tenant, derive_fleet(tenant.inventory, tenant.control_plane_version, tenant.target_agent_version))
+            _fleet_section(
+                report,
+                tenant,
+                derive_fleet(
+                    tenant.inventory, tenant.control_plane_version, tenant.target_agent_version
+                ),
+            )
         if isinstance(tenant.rollout, Rollout):
             _rollout_section(report, tenant, tenant.rollout)
         _sla_section(report, settings, tenant, now)
     if hub.status is not None:
         status = hub.status
         report.add()
-        report.add(f"Status page {settings.status_page.host}: {status.status.indicator} ({status.status.description})")
+        report.add(
+            f"Status page {settings.status_page.host}: {status.status.indicator} "
+            f"({status.status.description})"
+        )
         for incident in status.incidents:
             report.add(f"  incident [{incident.impact}] {incident.name} ({incident.status})")
             if incident.impact in ("major", "critical"):
                 report.findings.append(f"status page: {incident.impact} incident: {incident.name}")
         for maintenance in status.scheduled_maintenances:
             if maintenance.status != "completed":
-                when = _when(maintenance.scheduled_for.timestamp()) if maintenance.scheduled_for else "unscheduled"
+                when = (
+                    _when(maintenance.scheduled_for.timestamp())
+                    if maintenance.scheduled_for
+                    else "unscheduled"
+                )
                 report.add(f"  maintenance {maintenance.status}: {maintenance.name} at {when}")
     report.add()
     for title, items in (("Could not collect", report.failures), ("Findings", report.findings)):

@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"teleport-cloud-exporter {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"teleport-cloud-exporter {__version__}"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -101,12 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="serve the simulated tenant alone (dashboard and alert work)",
         description="Serve the simulated tenant (ping, version channel, status page over HTTPS "
-        "with its own CA) and write a fake tctl; prints the configuration to point an exporter at it.",
+        "with its own CA) and write a fake tctl; prints the configuration to point an exporter "
+        "at it.",
     )
-    simulate.add_argument("--listen", default="127.0.0.1:0", metavar="ADDR", help="address (127.0.0.1:0)")
-    simulate.add_argument("--scenario", default="demo", help="healthy, skewed, outage, maintenance or demo")
-    simulate.add_argument("--agents", type=int, default=250, help="fleet size printed by the fake tctl")
-    simulate.add_argument("--workdir", type=Path, help="where to write the CA, fake tctl and config")
+    simulate.add_argument(
+        "--listen", default="127.0.0.1:0", metavar="ADDR", help="address (127.0.0.1:0)"
+    )
+    simulate.add_argument(
+        "--scenario", default="demo", help="healthy, skewed, outage, maintenance or demo"
+    )
+    simulate.add_argument(
+        "--agents", type=int, default=250, help="fleet size printed by the fake tctl"
+    )
+    simulate.add_argument(
+        "--workdir", type=Path, help="where to write the CA, fake tctl and config"
+    )
 
     sla = commands.add_parser("sla", help="SLA evidence from the ledger")
     sla_commands = sla.add_subparsers(dest="sla_command", metavar="SUBCOMMAND", required=True)
@@ -193,7 +204,9 @@ def _serve(args: argparse.Namespace) -> int:
         sock = bind(settings.listen_address)
     except OSError as exc:
         ledger.close()
-        raise ConfigError(f"listen_address: cannot listen on {settings.listen_address}: {exc.strerror}") from exc
+        raise ConfigError(
+            f"listen_address: cannot listen on {settings.listen_address}: {exc.strerror}"
+        ) from exc
     anyio.run(run_exporter, settings, sock, ledger, web)
     return EXIT_OK
 

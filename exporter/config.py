@@ -184,7 +184,7 @@ class Settings(BaseSettings):
     @field_validator("listen_address")
     @classmethod
     def _listen_address(cls, value: str) -> str:
-        host, port = split_host_port(value, default_port=-1)
+        _, port = split_host_port(value, default_port=-1)
         if port < 0 or not 0 <= port < 65536:
             raise ValueError(f"expected host:port, got {value!r}")
         return value
@@ -213,13 +213,13 @@ class Settings(BaseSettings):
         return (
             init_settings,
             env_settings,
-            InitSettingsSource(settings_cls, init_kwargs=_file_values.get()),
+            InitSettingsSource(settings_cls, init_kwargs=_file_values.get() or {}),
         )
 
 
 # The parsed file for the Settings() call under way in load_config (a context variable, so
 # concurrent loads in tests cannot see each other's file).
-_file_values: ContextVar[dict[str, Any]] = ContextVar("file_values", default={})
+_file_values: ContextVar[dict[str, Any] | None] = ContextVar("file_values", default=None)
 
 
 def split_host_port(value: str, default_port: int = 443) -> tuple[str, int]:

@@ -23,7 +23,13 @@ SUBJECTS = {
 def metrics_markdown() -> str:
     lines = [BEGIN]
     for subject, title in SUBJECTS.items():
-        lines += ["", f"#### {title}", "", "| metric | type | labels | meaning |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"#### {title}",
+            "",
+            "| metric | type | labels | meaning |",
+            "|---|---|---|---|",
+        ]
         for spec in CATALOGUE:
             if spec.subject != subject:
                 continue

@@ -29,7 +29,7 @@ def format_value(value: float) -> str:
         return "+Inf"
     if value == -math.inf:
         return "-Inf"
-    if value != value:  # NaN
+    if math.isnan(value):
         return "NaN"
     if value.is_integer() and abs(value) < 1e15:
         return f"{int(value)}.0"
@@ -89,7 +89,8 @@ def _text_header(rendered: RenderedFamily) -> bytes:
 
 def _openmetrics_header(rendered: RenderedFamily) -> bytes:
     kind = rendered.kind if rendered.kind in ("counter", "gauge", "histogram") else "unknown"
-    return f"# HELP {rendered.name} {_escape_help(rendered.help)}\n# TYPE {rendered.name} {kind}\n".encode()
+    name = rendered.name
+    return f"# HELP {name} {_escape_help(rendered.help)}\n# TYPE {name} {kind}\n".encode()
 
 
 class Exposition:

@@ -41,6 +41,8 @@ def setup_logging(level: str = "info", fmt: str = "logfmt") -> None:
     handler.setFormatter(_Formatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel({"warn": logging.WARNING}.get(level, getattr(logging, level.upper(), logging.INFO)))
+    root.setLevel(
+        {"warn": logging.WARNING}.get(level, getattr(logging, level.upper(), logging.INFO))
+    )
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -95,7 +95,11 @@ def _family(subject: str, name: str, kind: Kind, help_text: str, *labels: str) -
 
 # Exporter and sources
 BUILD_INFO = _family(
-    "exporter", "exporter_build_info", "gauge", "Build of the running exporter; always 1.", "version"
+    "exporter",
+    "exporter_build_info",
+    "gauge",
+    "Build of the running exporter; always 1.",
+    "version",
 )
 SOURCE_UP = _family(
     "exporter",
@@ -227,7 +231,8 @@ AGENTS_BY_SERVICE = _family(
     "fleet",
     "agents_by_service",
     "gauge",
-    "Customer agents running each Teleport service (an agent with several services counts in each).",
+    "Customer agents running each Teleport service (an agent with several services counts in "
+    "each).",
     "tenant",
     "service",
 )
@@ -330,7 +335,8 @@ STATUS_INDICATOR = _family(
     "status_page",
     "status_indicator",
     "gauge",
-    "The status page's overall indicator as a state set (none, minor, major, critical, maintenance).",
+    "The status page's overall indicator as a state set (none, minor, major, critical, "
+    "maintenance).",
     "page",
     "indicator",
 )

@@ -44,7 +44,9 @@ class Health:
     consecutive_failures: int = 0
 
 
-def next_delay(source: Source, failures: int, retry_after: float | None, rng: random.Random) -> float:
+def next_delay(
+    source: Source, failures: int, retry_after: float | None, rng: random.Random
+) -> float:
     """Seconds until the next refresh: the interval, stretched up to 4x by consecutive failures
     for sources that back off, never shorter than a server's Retry-After, with +-10% jitter so
     many exporters do not poll in step."""

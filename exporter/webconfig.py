@@ -1,13 +1,13 @@
 """`--web.config.file`: TLS, mutual TLS and basic auth in Prometheus exporter-toolkit's format.
 
-    tls_server_config:
-      cert_file: server.crt
-      key_file: server.key
-      client_auth_type: RequireAndVerifyClientCert   # or VerifyClientCertIfGiven, NoClientCert
-      client_ca_file: clients-ca.crt
-      min_version: TLS12                             # or TLS13
-    basic_auth_users:
-      alice: $2y$10$...                              # bcrypt hash
+tls_server_config:
+  cert_file: server.crt
+  key_file: server.key
+  client_auth_type: RequireAndVerifyClientCert   # or VerifyClientCertIfGiven, NoClientCert
+  client_ca_file: clients-ca.crt
+  min_version: TLS12                             # or TLS13
+basic_auth_users:
+  alice: $2y$10$...                              # bcrypt hash
 """
 
 from __future__ import annotations
@@ -87,7 +87,9 @@ def load_web_config(path: Path) -> WebConfig:
     base = path.parent
 
     def _resolve(value: object) -> object:
-        return str(base / value) if isinstance(value, str) and not Path(value).is_absolute() else value
+        return (
+            str(base / value) if isinstance(value, str) and not Path(value).is_absolute() else value
+        )
 
     tls = data.get("tls_server_config") if isinstance(data, dict) else None
     if isinstance(tls, dict):

@@ -56,7 +56,9 @@ def parse_samples(text: str) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     key = (name, frozenset(labels.items()))
-    assert key in samples, f"no sample {name}{labels}; have {sorted(k[0] for k in samples if k[0] == name)[:5]}"
+    assert key in samples, (
+        f"no sample {name}{labels}; have {sorted(k[0] for k in samples if k[0] == name)[:5]}"
+    )
     return samples[key]
 
 

@@ -14,14 +14,23 @@ EXPORTER = [sys.executable, "-m", "exporter.cli"]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*EXPORTER, *args], capture_output=True, text=True, timeout=60, env=env)
+    return subprocess.run(
+        [*EXPORTER, *args], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
 
 
 def test_version_and_help() -> None:
     version = run("--version")
     assert version.returncode == 0 and __version__ in version.stdout
     help_text = run("serve", "--help").stdout
-    for flag in ("--config", "--demo", "--web.listen-address", "--web.config.file", "--log.level", "--log.format"):
+    for flag in (
+        "--config",
+        "--demo",
+        "--web.listen-address",
+        "--web.config.file",
+        "--log.level",
+        "--log.format",
+    ):
         assert flag in help_text
     assert "check" in run("--help").stdout and "simulate" in run("--help").stdout
 
@@ -29,20 +38,38 @@ def test_version_and_help() -> None:
 def _config(tmp_path: Path, text: str) -> Path:
     (tmp_path / "id").mkdir(exist_ok=True)
     path = tmp_path / "config.yaml"
-    path.write_text(text.replace("IDDIR", str(tmp_path / "id")).replace("STATE", str(tmp_path / "state")))
+    path.write_text(
+        text.replace("IDDIR", str(tmp_path / "id")).replace("STATE", str(tmp_path / "state"))
+    )
     return path
 
 
 BAD_CONFIGS = [
     ("tenants:\n  - proxy: a.teleport.sh\n    pnig: {}\n", "tenants[0].pnig: unknown key"),
     ("tenants:\n  - name: nameless\n", "tenants[0].proxy: required key is missing"),
-    ("tenants:\n  - proxy: a.teleport.sh\n    ping: {interval: soon}\n", "tenants[0].ping.interval: invalid duration 'soon'"),
-    ("tenants:\n  - proxy: a.teleport.sh\n    inventory: {per_agent_metrics: maybe}\n", "tenants[0].inventory.per_agent_metrics"),
+    (
+        "tenants:\n  - proxy: a.teleport.sh\n    ping: {interval: soon}\n",
+        "tenants[0].ping.interval: invalid duration 'soon'",
+    ),
+    (
+        "tenants:\n  - proxy: a.teleport.sh\n    inventory: {per_agent_metrics: maybe}\n",
+        "tenants[0].inventory.per_agent_metrics",
+    ),
     ("tenants:\n  - proxy: https://a.teleport.sh/\n", "tenants[0].proxy: expected host[:port]"),
-    ("tenants:\n  - proxy: a.teleport.sh\n    sla: {objective: 99.9}\n", "tenants[0].sla.objective"),
-    ("tenants:\n  - proxy: a.teleport.sh\n    inventory: {identity_file: /nonexistent/dir/identity}\n", "identity_file: directory '/nonexistent/dir' does not exist"),
+    (
+        "tenants:\n  - proxy: a.teleport.sh\n    sla: {objective: 99.9}\n",
+        "tenants[0].sla.objective",
+    ),
+    (
+        "tenants:\n  - proxy: a.teleport.sh\n    inventory: "
+        "{identity_file: /nonexistent/dir/identity}\n",
+        "identity_file: directory '/nonexistent/dir' does not exist",
+    ),
     ("status_page: {url: ftp://x}\ntenants:\n  - proxy: a.teleport.sh\n", "status_page.url"),
-    ("tenants:\n  - proxy: a.teleport.sh\n  - proxy: a.teleport.sh\n", "tenant name 'a.teleport.sh' is used twice"),
+    (
+        "tenants:\n  - proxy: a.teleport.sh\n  - proxy: a.teleport.sh\n",
+        "tenant name 'a.teleport.sh' is used twice",
+    ),
     ("tenants: [\n", "is not valid YAML"),
     ("listen_address: nowhere\ntenants:\n  - proxy: a.teleport.sh\n", "listen_address"),
 ]
@@ -51,7 +78,10 @@ BAD_CONFIGS = [
 @pytest.mark.parametrize(("text", "message"), BAD_CONFIGS)
 def test_bad_config_names_the_key_and_exits_2(tmp_path: Path, text: str, message: str) -> None:
     if "identity_file" not in text and "tenants:\n" in text:
-        text = text.replace("proxy: a.teleport.sh\n", "proxy: a.teleport.sh\n    inventory: {identity_file: IDDIR/identity}\n")
+        text = text.replace(
+            "proxy: a.teleport.sh\n",
+            "proxy: a.teleport.sh\n    inventory: {identity_file: IDDIR/identity}\n",
+        )
     result = run("serve", "--config", str(_config(tmp_path, text)))
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
@@ -71,16 +101,26 @@ def test_no_tenant_at_all_says_how_to_start() -> None:
 def test_environment_overrides_and_is_validated(tmp_path: Path) -> None:
     import os
 
-    config = _config(tmp_path, "state_dir: STATE\ntenants:\n  - proxy: a.teleport.sh\n    inventory: {identity_file: IDDIR/identity}\n")
+    config = _config(
+        tmp_path,
+        "state_dir: STATE\ntenants:\n  - proxy: a.teleport.sh\n    inventory: "
+        "{identity_file: IDDIR/identity}\n",
+    )
     env = {**os.environ, "TCE_STATUS_PAGE__INTERVAL": "often"}
     result = run("check", "--config", str(config), env=env)
-    assert result.returncode == 2 and "status_page.interval: invalid duration 'often'" in result.stderr
+    assert (
+        result.returncode == 2 and "status_page.interval: invalid duration 'often'" in result.stderr
+    )
 
 
 def test_unwritable_state_dir_stops_the_start(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("a file where a directory should be")
-    config = _config(tmp_path, f"state_dir: {blocker}/state\nlisten_address: 127.0.0.1:0\ntenants:\n  - proxy: a.teleport.sh\n    inventory: {{identity_file: IDDIR/identity}}\n")
+    config = _config(
+        tmp_path,
+        f"state_dir: {blocker}/state\nlisten_address: 127.0.0.1:0\ntenants:\n  - proxy: "
+        f"a.teleport.sh\n    inventory: {{identity_file: IDDIR/identity}}\n",
+    )
     result = run("serve", "--config", str(config))
     assert result.returncode == 2 and "state_dir" in result.stderr
 
@@ -92,6 +132,10 @@ def test_busy_port_stops_the_start(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        config = _config(tmp_path, "state_dir: STATE\ntenants:\n  - proxy: a.teleport.sh\n    inventory: {identity_file: IDDIR/identity}\n")
+        config = _config(
+            tmp_path,
+            "state_dir: STATE\ntenants:\n  - proxy: a.teleport.sh\n    inventory: "
+            "{identity_file: IDDIR/identity}\n",
+        )
         result = run("serve", "--config", str(config), "--web.listen-address", f"127.0.0.1:{port}")
     assert result.returncode == 2 and "listen_address" in result.stderr

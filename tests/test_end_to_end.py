@@ -41,8 +41,20 @@ class Exporter:
         self.port = free_port()
         self.base = f"{scheme}://127.0.0.1:{self.port}"
         self.log = workdir / f"exporter-{self.port}.log"
-        command = [sys.executable, "-m", "exporter.cli", "serve", "--config", str(config), "--web.listen-address", f"127.0.0.1:{self.port}", *extra]
-        self.process = subprocess.Popen(command, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        command = [
+            sys.executable,
+            "-m",
+            "exporter.cli",
+            "serve",
+            "--config",
+            str(config),
+            "--web.listen-address",
+            f"127.0.0.1:{self.port}",
+            *extra,
+        ]
+        self.process = subprocess.Popen(
+            command, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def wait_ready(self, client: httpx.Client, path: str = "/readyz") -> None:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -98,13 +110,18 @@ def running(demo_sim: tuple[SimulatedTenant, Path]) -> Iterator[tuple[Exporter, 
         client.close()
 
 
-def test_scrape_has_every_family_with_right_values(running: tuple[Exporter, httpx.Client], demo_sim: tuple[SimulatedTenant, Path]) -> None:
+def test_scrape_has_every_family_with_right_values(
+    running: tuple[Exporter, httpx.Client], demo_sim: tuple[SimulatedTenant, Path]
+) -> None:
     exporter, client = running
     sim, _ = demo_sim
     deadline = time.monotonic() + 25  # the SLA publishes every 15 s
     while True:
         response = client.get(exporter.base + "/metrics")
-        if "teleport_cloud_sla_observed_seconds{tenant=\"demo\"} 0.0" not in response.text or time.monotonic() > deadline:
+        if (
+            'teleport_cloud_sla_observed_seconds{tenant="demo"} 0.0' not in response.text
+            or time.monotonic() > deadline
+        ):
             break
         time.sleep(0.5)
     assert response.status_code == 200
@@ -112,7 +129,9 @@ def test_scrape_has_every_family_with_right_values(running: tuple[Exporter, http
     samples = parse_samples(response.text)
     names = {name for name, _ in samples}
     for spec in m.CATALOGUE:
-        wanted = {"counter": spec.name + "_total", "histogram": spec.name + "_count"}.get(spec.kind, spec.name)
+        wanted = {"counter": spec.name + "_total", "histogram": spec.name + "_count"}.get(
+            spec.kind, spec.name
+        )
         assert wanted in names, f"{spec.name} missing from a demo scrape"
     assert value(samples, "teleport_cloud_probe_success", tenant="demo") == 1
     assert value(samples, "teleport_cloud_source_up", source="ping", target="demo") == 1
@@ -123,28 +142,53 @@ def test_scrape_has_every_family_with_right_values(running: tuple[Exporter, http
     assert value(samples, "teleport_cloud_sla_objective_ratio", tenant="demo") == 0.999
     assert value(samples, "teleport_cloud_sla_downtime_seconds", tenant="demo") == 0
     assert value(samples, "teleport_cloud_sla_observed_seconds", tenant="demo") >= 60
-    assert value(samples, "teleport_cloud_exporter_build_info", version=__import__("exporter").__version__) == 1
-    assert sum(value(samples, "teleport_cloud_agents_by_skew", **s) for s in series(samples, "teleport_cloud_agents_by_skew")) == len(series(samples, "teleport_cloud_agent_info"))
+    assert (
+        value(
+            samples,
+            "teleport_cloud_exporter_build_info",
+            version=__import__("exporter").__version__,
+        )
+        == 1
+    )
+    assert sum(
+        value(samples, "teleport_cloud_agents_by_skew", **s)
+        for s in series(samples, "teleport_cloud_agents_by_skew")
+    ) == len(series(samples, "teleport_cloud_agent_info"))
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) is required; scripts/test installs it")
+@pytest.mark.skipif(
+    shutil.which("promtool") is None,
+    reason="promtool (Debian package prometheus) is required; scripts/test installs it",
+)
 def test_promtool_finds_no_problem(running: tuple[Exporter, httpx.Client]) -> None:
     exporter, client = running
     body = client.get(exporter.base + "/metrics").content
-    result = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, timeout=60)
-    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (result.stdout + result.stderr).decode()
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=body, capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
+        result.stdout + result.stderr
+    ).decode()
 
 
 def test_openmetrics_and_gzip_negotiation(running: tuple[Exporter, httpx.Client]) -> None:
     exporter, client = running
     plain = client.get(exporter.base + "/metrics", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers
-    om = client.get(exporter.base + "/metrics", headers={"Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5", "Accept-Encoding": "gzip"})
+    om = client.get(
+        exporter.base + "/metrics",
+        headers={
+            "Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+            "Accept-Encoding": "gzip",
+        },
+    )
     assert om.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
     assert om.headers["content-encoding"] == "gzip"
     assert om.text.endswith("# EOF\n")  # httpx decoded the gzip body
     assert "# TYPE teleport_cloud_source_errors counter" in om.text
-    with httpx.stream("GET", exporter.base + "/metrics", headers={"Accept-Encoding": "gzip"}) as raw:
+    with httpx.stream(
+        "GET", exporter.base + "/metrics", headers={"Accept-Encoding": "gzip"}
+    ) as raw:
         compressed = b"".join(raw.iter_raw())
     assert gzip.decompress(compressed).startswith(b"# HELP ")
     assert len(compressed) < len(plain.content) / 4
@@ -170,7 +214,11 @@ def test_sigterm_stops_within_five_seconds(demo_sim: tuple[SimulatedTenant, Path
 
 def test_readyz_waits_for_every_source(demo_sim: tuple[SimulatedTenant, Path]) -> None:
     sim, tctl = demo_sim
-    config = write_config(sim, tctl, status_page={"url": f"https://127.0.0.1:{free_port()}", "ca_file": str(sim.ca_file)})
+    config = write_config(
+        sim,
+        tctl,
+        status_page={"url": f"https://127.0.0.1:{free_port()}", "ca_file": str(sim.ca_file)},
+    )
     exporter = Exporter(config, sim.workdir)
     try:
         with httpx.Client(timeout=5) as client:
@@ -195,21 +243,44 @@ def test_tls_mtls_and_basic_auth(demo_sim: tuple[SimulatedTenant, Path], tmp_pat
     client_cert.private_key_and_cert_chain_pem.write_to_path(str(client_pem))
     password_hash = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
     web = tmp_path / "web.yaml"
-    web.write_text(yaml.safe_dump({
-        "tls_server_config": {"cert_file": "server.crt", "key_file": "server.key", "client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": "ca.crt", "min_version": "TLS12"},
-        "basic_auth_users": {"prometheus": password_hash},
-    }))
-    exporter = Exporter(write_config(sim, tctl), sim.workdir, "--web.config.file", str(web), scheme="https")
+    web.write_text(
+        yaml.safe_dump(
+            {
+                "tls_server_config": {
+                    "cert_file": "server.crt",
+                    "key_file": "server.key",
+                    "client_auth_type": "RequireAndVerifyClientCert",
+                    "client_ca_file": "ca.crt",
+                    "min_version": "TLS12",
+                },
+                "basic_auth_users": {"prometheus": password_hash},
+            }
+        )
+    )
+    exporter = Exporter(
+        write_config(sim, tctl), sim.workdir, "--web.config.file", str(web), scheme="https"
+    )
     context = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
     client_cert.configure_cert(context)
     try:
         with httpx.Client(verify=context, timeout=5, auth=("prometheus", "s3cret")) as client:
             exporter.wait_ready(client, "/healthz")
             assert client.get(exporter.base + "/metrics").status_code == 200
-            assert client.get(exporter.base + "/metrics", auth=("prometheus", "wrong")).status_code == 401
+            assert (
+                client.get(exporter.base + "/metrics", auth=("prometheus", "wrong")).status_code
+                == 401
+            )
             unauthenticated = client.get(exporter.base + "/metrics", auth=None)
-            assert unauthenticated.status_code == 401 and "basic" in unauthenticated.headers["www-authenticate"].lower()
-        with httpx.Client(verify=ssl.create_default_context(cafile=str(tmp_path / "ca.crt")), timeout=5) as no_cert, pytest.raises(httpx.TransportError):
+            assert (
+                unauthenticated.status_code == 401
+                and "basic" in unauthenticated.headers["www-authenticate"].lower()
+            )
+        with (
+            httpx.Client(
+                verify=ssl.create_default_context(cafile=str(tmp_path / "ca.crt")), timeout=5
+            ) as no_cert,
+            pytest.raises(httpx.TransportError),
+        ):
             no_cert.get(exporter.base + "/healthz")
     finally:
         exporter.stop()

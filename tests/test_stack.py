@@ -57,8 +57,9 @@ class Webhook:
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def alerts(self) -> list[dict[str, Any]]:
-        return [(n["path"], a) for n in self.notifications for a in n["alerts"]]  # type: ignore[misc]
+    def alerts(self) -> list[tuple[str, dict[str, Any]]]:
+        """(receiver path, alert) for every alert of every notification."""
+        return [(n["path"], a) for n in self.notifications for a in n["alerts"]]
 
 
 def _shortened_rules(target: Path) -> list[str]:
@@ -111,7 +112,10 @@ def _wait(what: str, check: Any, logs: list[Path]) -> Any:
         if result:
             return result
         time.sleep(0.5)
-    raise AssertionError(f"{what} did not happen in {DEADLINE_SECONDS}s\n" + "\n".join(p.read_text()[-3000:] for p in logs))
+    raise AssertionError(
+        f"{what} did not happen in {DEADLINE_SECONDS}s\n"
+        + "\n".join(p.read_text()[-3000:] for p in logs)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -123,24 +127,45 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     webhook = Webhook()
     am_port, prom_port = free_port(), free_port()
     alertmanager = Process(
-        [ALERTMANAGER or "", f"--config.file={_alertmanager_config(work, webhook)}", f"--storage.path={work / 'am'}",
-         f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
+        [
+            ALERTMANAGER or "",
+            f"--config.file={_alertmanager_config(work, webhook)}",
+            f"--storage.path={work / 'am'}",
+            f"--web.listen-address=127.0.0.1:{am_port}",
+            "--cluster.listen-address=",
+        ],
         work / "alertmanager.log",
     )
     prometheus_config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": _shortened_rules(work),
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-        "scrape_configs": [{"job_name": "teleport-cloud-exporter", "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}],
+        "alerting": {
+            "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]
+        },
+        "scrape_configs": [
+            {
+                "job_name": "teleport-cloud-exporter",
+                "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}],
+            }
+        ],
     }
     (work / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config))
     prometheus = Process(
-        ["prometheus", f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{prom_port}"],
+        [
+            "prometheus",
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ],
         work / "prometheus.log",
     )
     try:
-        yield {"sim": sim, "webhook": webhook, "prometheus": f"http://127.0.0.1:{prom_port}", "logs": [prometheus.log, alertmanager.log, exporter.log]}
+        yield {
+            "sim": sim,
+            "webhook": webhook,
+            "prometheus": f"http://127.0.0.1:{prom_port}",
+            "logs": [prometheus.log, alertmanager.log, exporter.log],
+        }
     finally:
         prometheus.stop()
         alertmanager.stop()
@@ -161,9 +186,15 @@ def test_unsupported_version_alert_reaches_the_webhook(stack: dict[str, Any]) ->
     webhook: Webhook = stack["webhook"]
 
     def arrived() -> list[Any]:
-        return [(path, a) for path, a in webhook.alerts() if a["labels"]["alertname"] == "TeleportCloudAgentUnsupportedVersion"]
+        return [
+            (path, a)
+            for path, a in webhook.alerts()
+            if a["labels"]["alertname"] == "TeleportCloudAgentUnsupportedVersion"
+        ]
 
-    path, alert = _wait("TeleportCloudAgentUnsupportedVersion at the webhook", arrived, stack["logs"])[0]
+    path, alert = _wait(
+        "TeleportCloudAgentUnsupportedVersion at the webhook", arrived, stack["logs"]
+    )[0]
     assert alert["status"] == "firing"
     assert alert["labels"]["tenant"] == "demo"
     assert alert["labels"]["skew"] in ("unsupported_old", "unsupported_newer")
@@ -176,14 +207,21 @@ def _receiver_for(severity: str) -> str:
     config = yaml.safe_load((ROOT / "prometheus" / "alertmanager.yml").read_text())
     for route in config["route"].get("routes", []):
         matchers = " ".join(route.get("matchers", []))
-        if f'severity="{severity}"' in matchers.replace("'", '"') or f"severity={severity}" in matchers:
+        if (
+            f'severity="{severity}"' in matchers.replace("'", '"')
+            or f"severity={severity}" in matchers
+        ):
             return str(route["receiver"])
     return str(config["route"]["receiver"])
 
 
 def test_prometheus_scrapes_openmetrics_without_errors(stack: dict[str, Any]) -> None:
     base = stack["prometheus"]
-    up = _wait("a successful scrape", lambda: _query(base, 'up{job="teleport-cloud-exporter"} == 1'), stack["logs"])
+    up = _wait(
+        "a successful scrape",
+        lambda: _query(base, 'up{job="teleport-cloud-exporter"} == 1'),
+        stack["logs"],
+    )
     assert up
     targets = httpx.get(f"{base}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
     assert targets[0]["health"] == "up" and not targets[0]["lastError"]
@@ -196,7 +234,11 @@ def test_every_dashboard_panel_returns_data(stack: dict[str, Any]) -> None:
     base, sim = stack["prometheus"], stack["sim"]
     # rates need a few scrapes and the fleet needs its first tctl run
     _wait("fleet series", lambda: _query(base, "teleport_cloud_agent_info"), stack["logs"])
-    _wait("rollout series", lambda: _query(base, "teleport_cloud_autoupdate_group_state"), stack["logs"])
+    _wait(
+        "rollout series",
+        lambda: _query(base, "teleport_cloud_autoupdate_group_state"),
+        stack["logs"],
+    )
     time.sleep(5)
     empty = []
     for name, dashboard in build.dashboards().items():

@@ -4,16 +4,18 @@ Per probe (updated on every probe, success or failure)::
 
     teleport_cloud_probe_success{tenant="prod"} 1
     teleport_cloud_probe_duration_seconds{tenant="prod"} 0.142
-    teleport_cloud_probe_phase_duration_seconds{tenant="prod",phase="resolve|connect|tls|processing|transfer"} ...
+    teleport_cloud_probe_phase_duration_seconds{tenant="prod",phase="tls"} 0.031
+        (phase: resolve, connect, tls, processing, transfer)
     teleport_cloud_probe_http_status_code{tenant="prod"} 200
     teleport_cloud_probe_latency_seconds_bucket{tenant="prod",le="0.2"} 17   (successful probes)
     teleport_cloud_tls_cert_expiry_timestamp_seconds{tenant="prod"} 1.77e9
 
 From the last successful answer (kept while later probes fail)::
 
-    teleport_cloud_cluster_info{tenant,cluster_name,server_version,min_client_version,edition,fips,tls_routing_enabled,automatic_upgrades} 1
+    teleport_cloud_cluster_info{tenant,cluster_name,server_version,min_client_version,
+                                edition,fips,tls_routing_enabled,automatic_upgrades} 1
     teleport_cloud_control_plane_major_version{tenant="prod"} 18
-    teleport_cloud_proxy_endpoint_info{tenant="prod",endpoint="web",address="prod.teleport.sh:443"} 1
+    teleport_cloud_proxy_endpoint_info{tenant="prod",endpoint="web",address="x.teleport.sh:443"} 1
     teleport_cloud_agent_target_version_info{tenant="prod",version="18.1.4"} 1
 """
 

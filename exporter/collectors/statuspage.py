@@ -2,7 +2,8 @@
 
 ::
 
-    teleport_cloud_status_indicator{page="status.teleport.sh",indicator="none|minor|major|critical|maintenance"} 0/1
+    teleport_cloud_status_indicator{page="status.teleport.sh",indicator="minor"} 1
+        (one sample per indicator: none, minor, major, critical, maintenance)
     teleport_cloud_status_component{page,component_id,component,group,status="operational|..."} 0/1
     teleport_cloud_status_incidents{page,impact="none|minor|major|critical"} 2
     teleport_cloud_status_maintenances{page,state="scheduled|in_progress|verifying"} 1
@@ -40,7 +41,9 @@ def status_families(page: str, summary: Summary, keep: Sequence[str], now: float
         for c in summary.components
         if not c.group and (not wanted or c.id in wanted or c.name in wanted)
     ]
-    open_incidents = [i.impact for i in summary.incidents if i.status not in RESOLVED_INCIDENT_STATUSES]
+    open_incidents = [
+        i.impact for i in summary.incidents if i.status not in RESOLVED_INCIDENT_STATUSES
+    ]
     pending = [mt for mt in summary.scheduled_maintenances if mt.status != "completed"]
     families: list[Metric] = [
         m.STATUS_INDICATOR.state_set([([page], summary.status.indicator)], m.STATUS_INDICATORS),

@@ -29,13 +29,20 @@ def tctl_scenario(scenario: str, agents: int) -> dict[str, Any]:
     """What the fake tctl prints for a simulator scenario."""
     mix = "healthy" if scenario == "healthy" else "skewed"
     return {
-        "inventory": {"size": agents, "mix": mix, "control_plane_major": 18, "broken": 2 if scenario == "demo" else 0},
+        "inventory": {
+            "size": agents,
+            "mix": mix,
+            "control_plane_major": 18,
+            "broken": 2 if scenario == "demo" else 0,
+        },
         "rollout": {} if scenario in ("demo", "skewed") else None,
         "compact": True,
     }
 
 
-def demo_config(sim: SimulatedTenant, workdir: Path, tctl: Path, listen: str, fast: bool = True) -> dict[str, Any]:
+def demo_config(
+    sim: SimulatedTenant, workdir: Path, tctl: Path, listen: str, fast: bool = True
+) -> dict[str, Any]:
     """A configuration file's content pointing at the simulator."""
     identity = workdir / "identity"
     if not identity.exists():
@@ -43,7 +50,11 @@ def demo_config(sim: SimulatedTenant, workdir: Path, tctl: Path, listen: str, fa
     return {
         "listen_address": listen,
         "state_dir": str(workdir / "state"),
-        "status_page": {"url": sim.url, "interval": "15s" if fast else "60s", "ca_file": str(sim.ca_file)},
+        "status_page": {
+            "url": sim.url,
+            "interval": "15s" if fast else "60s",
+            "ca_file": str(sim.ca_file),
+        },
         "tenants": [
             {
                 "proxy": sim.proxy,
@@ -57,7 +68,9 @@ def demo_config(sim: SimulatedTenant, workdir: Path, tctl: Path, listen: str, fa
     }
 
 
-def start_simulator(scenario: str, agents: int, workdir: Path | None = None, listen: str = "127.0.0.1:0") -> tuple[SimulatedTenant, Path]:
+def start_simulator(
+    scenario: str, agents: int, workdir: Path | None = None, listen: str = "127.0.0.1:0"
+) -> tuple[SimulatedTenant, Path]:
     workdir = workdir or Path(tempfile.mkdtemp(prefix="tce-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     state = SimState(scenario=scenario, jitter=0.03 if scenario == "demo" else 0.0)
@@ -76,10 +89,16 @@ def run_demo(listen: str) -> int:
     try:
         sock = bind(settings.listen_address)
     except OSError as exc:
-        raise ConfigError(f"--web.listen-address: cannot listen on {listen}: {exc.strerror}") from exc
+        raise ConfigError(
+            f"--web.listen-address: cannot listen on {listen}: {exc.strerror}"
+        ) from exc
     ledger = Ledger.open(settings.state_dir)
     log.info("demo: simulated tenant at %s, files in %s", sim.url, sim.workdir)
-    print(f"teleport-cloud-exporter demo: metrics on http://{_display(settings.listen_address)}/metrics (Ctrl-C stops)", file=sys.stderr)
+    print(
+        "teleport-cloud-exporter demo: metrics on "
+        f"http://{_display(settings.listen_address)}/metrics (Ctrl-C stops)",
+        file=sys.stderr,
+    )
     anyio.run(run_exporter, settings, sock, ledger, None, [sim.serve])
     return 0
 
@@ -98,7 +117,11 @@ def demo_check() -> int:
 def run_simulator(listen: str, scenario: str, agents: int, workdir: Path | None) -> int:
     sim, tctl = start_simulator(scenario, agents, workdir, listen)
     config_file = sim.workdir / "config.yaml"
-    config_file.write_text(yaml.safe_dump(demo_config(sim, sim.workdir, tctl, "127.0.0.1:10437", fast=False), sort_keys=False))
+    config_file.write_text(
+        yaml.safe_dump(
+            demo_config(sim, sim.workdir, tctl, "127.0.0.1:10437", fast=False), sort_keys=False
+        )
+    )
     print(
         f"simulated tenant ({scenario}) at {sim.url}\n"
         f"  control:  curl --cacert {sim.ca_file} {sim.url}/_sim/state\n"

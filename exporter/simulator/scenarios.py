@@ -15,7 +15,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 SCENARIOS = ("healthy", "skewed", "outage", "maintenance", "demo")
-FAULTS = ("slow", "status", "malformed", "html", "wrong_types", "too_large", "tls_mismatch", "rate_limit")
+FAULTS = (
+    "slow",
+    "status",
+    "malformed",
+    "html",
+    "wrong_types",
+    "too_large",
+    "tls_mismatch",
+    "rate_limit",
+)
 
 CLUSTER_VERSION = "18.1.4"
 
@@ -111,7 +120,14 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _component(cid: str, name: str, status: str, group_id: str | None, is_group: bool = False, children: list[str] | None = None) -> dict[str, Any]:
+def _component(
+    cid: str,
+    name: str,
+    status: str,
+    group_id: str | None,
+    is_group: bool = False,
+    children: list[str] | None = None,
+) -> dict[str, Any]:
     return {
         "id": cid,
         "name": name,
@@ -130,7 +146,9 @@ def _component(cid: str, name: str, status: str, group_id: str | None, is_group:
     }
 
 
-def _incident(iid: str, name: str, status: str, impact: str, started: datetime, **extra: Any) -> dict[str, Any]:
+def _incident(
+    iid: str, name: str, status: str, impact: str, started: datetime, **extra: Any
+) -> dict[str, Any]:
     return {
         "id": iid,
         "name": name,
@@ -144,7 +162,12 @@ def _incident(iid: str, name: str, status: str, impact: str, started: datetime, 
         "started_at": _iso(started),
         "page_id": "tlpcloudpage",
         "incident_updates": [
-            {"status": status, "body": "We are looking into it.", "display_at": _iso(started), "affected_components": None}
+            {
+                "status": status,
+                "body": "We are looking into it.",
+                "display_at": _iso(started),
+                "affected_components": None,
+            }
         ],
         "components": [],
         **extra,
@@ -154,17 +177,28 @@ def _incident(iid: str, name: str, status: str, impact: str, started: datetime, 
 def summary_body(state: SimState, now: datetime) -> dict[str, Any]:
     """A Statuspage summary.json: two regional groups with a name repeated in both."""
     scenario = state.scenario
-    proxy_us = {"outage": "major_outage", "maintenance": "under_maintenance"}.get(scenario, "operational")
+    proxy_us = {"outage": "major_outage", "maintenance": "under_maintenance"}.get(
+        scenario, "operational"
+    )
     auth = "partial_outage" if scenario == "outage" else "operational"
     groups = [
-        _component("grpamericas1", "Americas", "operational", None, True, ["prxuswest001", "webuswest001"]),
-        _component("grpeurope001", "Europe", "operational", None, True, ["prxeucentr01", "webeucentr01"]),
+        _component(
+            "grpamericas1", "Americas", "operational", None, True, ["prxuswest001", "webuswest001"]
+        ),
+        _component(
+            "grpeurope001", "Europe", "operational", None, True, ["prxeucentr01", "webeucentr01"]
+        ),
     ]
     components = [
         *groups,
         _component("prxuswest001", "Proxy", proxy_us, "grpamericas1"),
         _component("webuswest001", "Web UI", "operational", "grpamericas1"),
-        _component("prxeucentr01", "Proxy", "degraded_performance" if scenario == "demo" else "operational", "grpeurope001"),
+        _component(
+            "prxeucentr01",
+            "Proxy",
+            "degraded_performance" if scenario == "demo" else "operational",
+            "grpeurope001",
+        ),
         _component("webeucentr01", "Web UI", "operational", "grpeurope001"),
         _component("authservice1", "Auth Service", auth, None),
     ]
@@ -173,26 +207,58 @@ def summary_body(state: SimState, now: datetime) -> dict[str, Any]:
     indicator, description = "none", "All Systems Operational"
     if scenario == "outage":
         indicator, description = "critical", "Major System Outage"
-        incidents.append(_incident("inc000outage", "Proxy unavailable in us-west-2", "identified", "critical", now - timedelta(minutes=20)))
+        incidents.append(
+            _incident(
+                "inc000outage",
+                "Proxy unavailable in us-west-2",
+                "identified",
+                "critical",
+                now - timedelta(minutes=20),
+            )
+        )
     elif scenario == "maintenance":
         indicator, description = "maintenance", "Service Under Maintenance"
         maintenances.append(
             _incident(
-                "mnt000inprog", "Control plane upgrade", "in_progress", "maintenance", now - timedelta(minutes=10),
-                scheduled_for=_iso(now - timedelta(minutes=10)), scheduled_until=_iso(now + timedelta(minutes=50)),
+                "mnt000inprog",
+                "Control plane upgrade",
+                "in_progress",
+                "maintenance",
+                now - timedelta(minutes=10),
+                scheduled_for=_iso(now - timedelta(minutes=10)),
+                scheduled_until=_iso(now + timedelta(minutes=50)),
             )
         )
     elif scenario == "demo":
         indicator, description = "minor", "Minor Service Outage"
-        incidents.append(_incident("inc000demo01", "Elevated latency in Europe", "monitoring", "minor", now - timedelta(hours=1)))
+        incidents.append(
+            _incident(
+                "inc000demo01",
+                "Elevated latency in Europe",
+                "monitoring",
+                "minor",
+                now - timedelta(hours=1),
+            )
+        )
         maintenances.append(
             _incident(
-                "mnt000sched1", "Scheduled control plane upgrade", "scheduled", "maintenance", now,
-                scheduled_for=_iso(now + timedelta(days=1)), scheduled_until=_iso(now + timedelta(days=1, hours=1)),
+                "mnt000sched1",
+                "Scheduled control plane upgrade",
+                "scheduled",
+                "maintenance",
+                now,
+                scheduled_for=_iso(now + timedelta(days=1)),
+                scheduled_until=_iso(now + timedelta(days=1, hours=1)),
             )
         )
     return {
-        "page": {"id": "tlpcloudpage", "name": "Teleport Cloud", "url": "https://status.teleport.sh", "time_zone": "Etc/UTC", "updated_at": _iso(now)},
+        "page": {
+            "id": "tlpcloudpage",
+            "name": "Teleport Cloud",
+            "url": "https://status.teleport.sh",
+            "time_zone": "Etc/UTC",
+            "updated_at": _iso(now),
+        },
         "components": components,
         "incidents": incidents,
         "scheduled_maintenances": maintenances,

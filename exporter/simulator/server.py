@@ -56,7 +56,9 @@ class SimulatorApp:
         if path == "/_sim/state":
             await self._control(scope, receive, send)
         elif path in PING_PATHS:
-            await self._faulty(send, state.ping, ping_body(state, host), state.ping_status(), state.jitter)
+            await self._faulty(
+                send, state.ping, ping_body(state, host), state.ping_status(), state.jitter
+            )
         elif path == CHANNEL + "version":
             await _send(send, 200, (state.channel_version or "none").encode(), "text/plain")
         elif path == CHANNEL + "critical":
@@ -111,8 +113,18 @@ class SimulatorApp:
         await _send(send, 200, json.dumps(asdict(self.state)).encode(), "application/json")
 
 
-async def _send(send: Send, status: int, body: bytes, content_type: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()), *(extra or [])]
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -124,7 +136,12 @@ class SimulatedTenant:
     Use `start_in_thread()` from synchronous tests, or `await serve()` inside an event loop.
     """
 
-    def __init__(self, state: SimState | None = None, listen: str = "127.0.0.1:0", workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        state: SimState | None = None,
+        listen: str = "127.0.0.1:0",
+        workdir: Path | None = None,
+    ) -> None:
         self.state = state or SimState()
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="tce-sim-"))
         self.ca = trustme.CA(organization_name="teleport-cloud-exporter simulator")
@@ -154,7 +171,9 @@ class SimulatedTenant:
         self.server = _Server(config)
         self._thread: threading.Thread | None = None
 
-    def _choose_certificate(self, sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, context: ssl.SSLContext) -> None:
+    def _choose_certificate(
+        self, sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, context: ssl.SSLContext
+    ) -> None:
         # TLS mismatch: present a certificate for another host name, as a misrouted proxy would.
         if self.state.tls_mismatch:
             sock.context = self._wrong_context
@@ -176,7 +195,9 @@ class SimulatedTenant:
             self._thread.join(timeout=10)
 
     def start_in_thread(self) -> SimulatedTenant:
-        self._thread = threading.Thread(target=lambda: anyio.run(self.serve), daemon=True, name="simulator")
+        self._thread = threading.Thread(
+            target=lambda: anyio.run(self.serve), daemon=True, name="simulator"
+        )
         self._thread.start()
         deadline = 100
         while not self.server.started and deadline:

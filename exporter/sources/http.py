@@ -13,7 +13,8 @@ from exporter.errors import SourceError
 
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    """Public CAs (certifi, so a slim image needs no system bundle) plus an optional extra bundle."""
+    """Public CAs (certifi, so a slim image needs no system bundle) plus an optional extra "
+    "bundle."""
     context = ssl.create_default_context(cafile=certifi.where())
     if ca_file is not None:
         context.load_verify_locations(cafile=str(ca_file))

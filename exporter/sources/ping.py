@@ -44,7 +44,9 @@ class ProbeResult:
     success: bool = False
     duration: float = 0.0
     phases: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(("resolve", "connect", "tls", "processing", "transfer"), 0.0)
+        default_factory=lambda: dict.fromkeys(
+            ("resolve", "connect", "tls", "processing", "transfer"), 0.0
+        )
     )
     status_code: int = 0
     cert_not_after: float | None = None
@@ -134,7 +136,9 @@ class PingSource(Source):
         try:
             ping = PING_ADAPTER.validate_json(body)
         except ValidationError as exc:
-            raise SourceError("parse", f"/webapi/ping body is not a ping response: {_first_error(exc)}") from exc
+            raise SourceError(
+                "parse", f"/webapi/ping body is not a ping response: {_first_error(exc)}"
+            ) from exc
         result.success = True
         result.ping = ping
         self._histogram.observe(result.duration)
@@ -149,15 +153,21 @@ class PingSource(Source):
             result.duration = self.timeout
         self._publish_probe(result)
 
-    def _finish(self, result: ProbeResult, timer: _PhaseTimer, start: float, end: float | None = None) -> None:
+    def _finish(
+        self, result: ProbeResult, timer: _PhaseTimer, start: float, end: float | None = None
+    ) -> None:
         end = time.perf_counter() if end is None else end
         result.duration = end - start
-        ready = "start_tls.complete" if "start_tls.complete" in timer.marks else "connect_tcp.complete"
+        ready = (
+            "start_tls.complete" if "start_tls.complete" in timer.marks else "connect_tcp.complete"
+        )
         result.phases["connect"] = timer.span("connect_tcp.started", "connect_tcp.complete")
         result.phases["tls"] = timer.span("start_tls.started", "start_tls.complete")
         result.phases["processing"] = timer.span(ready, "receive_response_headers.complete")
         if "receive_response_headers.complete" in timer.marks:
-            result.phases["transfer"] = max(0.0, end - timer.marks["receive_response_headers.complete"])
+            result.phases["transfer"] = max(
+                0.0, end - timer.marks["receive_response_headers.complete"]
+            )
         result.cert_not_after = timer.cert_not_after
 
     async def _resolve(self) -> str:
@@ -172,7 +182,10 @@ class PingSource(Source):
     def _publish_probe(self, result: ProbeResult) -> None:
         if self.record is not None:
             self.record(self.tenant.name, result.started_at, result.success)
-        self.hub.publish(("probe", self.tenant.name), probe_families(self.tenant.name, result, self._histogram.families()))
+        self.hub.publish(
+            ("probe", self.tenant.name),
+            probe_families(self.tenant.name, result, self._histogram.families()),
+        )
 
     async def _update_tenant(self, ping: PingInfo) -> None:
         before = (self.tenant.control_plane_version, self.tenant.target_agent_version)

@@ -17,7 +17,12 @@ from exporter.config import StatusPageConfig
 from exporter.errors import SourceError
 from exporter.models.statuspage import SUMMARY_ADAPTER
 from exporter.sources.base import Source
-from exporter.sources.http import error_from_exception, read_capped, retry_after_seconds, tls_context
+from exporter.sources.http import (
+    error_from_exception,
+    read_capped,
+    retry_after_seconds,
+    tls_context,
+)
 from exporter.state import Hub
 
 SUMMARY_PATH = "/api/v2/summary.json"
@@ -66,10 +71,16 @@ class StatusPageSource(Source):
             where = ".".join(str(p) for p in first["loc"]) or "(document)"
             raise SourceError("parse", f"summary.json: {where}: {first['msg']}") from exc
         self.hub.status = summary
-        self.hub.publish(("status_page", self.page), status_families(self.page, summary, self.config.components, time.time()))
+        self.hub.publish(
+            ("status_page", self.page),
+            status_families(self.page, summary, self.config.components, time.time()),
+        )
         self._validators = {
             request_header: response.headers[response_header]
-            for response_header, request_header in (("etag", "If-None-Match"), ("last-modified", "If-Modified-Since"))
+            for response_header, request_header in (
+                ("etag", "If-None-Match"),
+                ("last-modified", "If-Modified-Since"),
+            )
             if response_header in response.headers
         }
 
@@ -78,7 +89,9 @@ class StatusPageSource(Source):
             return None
         if response.status_code in (429, 503):
             wait = retry_after_seconds(response.headers.get("retry-after"), time.time())
-            raise SourceError("http", f"status page answered HTTP {response.status_code}", retry_after=wait)
+            raise SourceError(
+                "http", f"status page answered HTTP {response.status_code}", retry_after=wait
+            )
         if response.status_code != 200:
             raise SourceError("http", f"status page answered HTTP {response.status_code}")
         return await read_capped(response, MAX_SUMMARY_BYTES)
