@@ -10,8 +10,10 @@ Targets (design): p99 under 5 ms at 10,000 agents, at least 25x faster than the 
 from __future__ import annotations
 
 import argparse
+import shutil
 import socket
 import statistics
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +29,7 @@ from exporter.exposition import Exposition
 from exporter.server import App, _Server, bind, build_server
 
 MAX_SECONDS = 120.0
+CURL = shutil.which("curl")
 
 
 class PerScrapeCollector(Collector):
@@ -54,13 +57,27 @@ def _scrape(url: str, headers: dict[str, str]) -> int:
     return len(body)
 
 
+def _curl(url: str, headers: dict[str, str]) -> float:
+    """curl's own measure of one scrape (connect to last byte), without its start-up time."""
+    command = ["curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", "--max-time", "60"]
+    for key, value in headers.items():
+        command += ["-H", f"{key}: {value}"]
+    result = subprocess.run([*command, url], capture_output=True, text=True, check=True)
+    return float(result.stdout)
+
+
 def scrape_timings(url: str, count: int, headers: dict[str, str]) -> list[float]:
+    """Timings of `count` sequential scrapes, with curl (a C client, as close to Prometheus'
+    Go client as a shell gets) when installed, else with a minimal Python client."""
     timings: list[float] = []
     deadline = time.monotonic() + MAX_SECONDS
     _scrape(url, headers)  # warm-up
     for _ in range(count):
         if time.monotonic() > deadline:
             break
+        if CURL:
+            timings.append(_curl(url, headers))
+            continue
         start = time.perf_counter()
         _scrape(url, headers)
         timings.append(time.perf_counter() - start)
@@ -96,6 +113,7 @@ def run(agents: int, ours_count: int, peer_count: int) -> None:
     refresh(data, exposition)
     view = derive(data)
     server, url = serve_ours(exposition)
+    print(f"client: {'curl' if CURL else 'python socket'}")
     print(
         f"/metrics with {agents} agents ({len(exposition.body()) / 1e6:.1f} MB text, per-agent "
         "series on)"
@@ -115,8 +133,11 @@ def run(agents: int, ours_count: int, peer_count: int) -> None:
         peer = scrape_timings(peer_url, peer_count, {"Accept": "text/plain"})
         peer_server.shutdown()
         report("prometheus_client, built per scrape", peer)
-        ratio = statistics.median(peer) / statistics.median(ours_text)
-        print(f"  exporter is {ratio:.0f}x faster per scrape at the median (target >= 25x)")
+        for label, quantile in (("p50", 0.5), ("p99", 0.99)):
+            ratio = p(peer, quantile) / p(ours_text, quantile)
+            print(
+                f"  exporter (text) is {ratio:.0f}x faster than the peer at {label} (target >= 25x)"
+            )
 
 
 def main() -> None:
