@@ -8,6 +8,7 @@ Keep-alive is off: a reused connection would hide connect and TLS trouble.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import ssl
@@ -77,6 +78,14 @@ class _PhaseTimer:
         return 0.0
 
 
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _url_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
@@ -124,9 +133,9 @@ class PingSource(Source):
             try:
                 result.status_code = response.status_code
                 body = await read_capped(response, MAX_PING_BYTES)
+                end = time.perf_counter()  # last byte; closing the connection is not the probe's
             finally:
                 await response.aclose()
-            end = time.perf_counter()
         except Exception as exc:
             self._finish(result, timer, start)
             raise error_from_exception(exc) from exc
@@ -171,6 +180,8 @@ class PingSource(Source):
         result.cert_not_after = timer.cert_not_after
 
     async def _resolve(self) -> str:
+        if _is_ip_literal(self.host):
+            return self.host  # nothing to resolve; skip the resolver thread
         try:
             infos = await anyio.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
         except OSError as exc:
