@@ -1,0 +1,237 @@
+"""A fake `tctl` for tests, benchmarks and the demo: the two commands the exporter runs, with
+generated or recorded output and injectable faults.
+
+It insists on being called the way the exporter must call the real one (`--auth-server=...`,
+`-i <identity file>`, `--format=json`, `TELEPORT_TOOLS_VERSION=off` in the environment) and
+exits 97 with a loud message otherwise, so a test that passes through it proves the invocation.
+Like the real tctl it fails when the identity file does not exist.
+
+The scenario is a JSON object in the file named by `FAKE_TCTL_SCENARIO` (re-read on every run,
+so a test can change it between refreshes); `FAKE_TCTL_FAULT` overrides its `fault`. Keys:
+
+- `inventory`: keyword arguments of `fleetgen.generate_inventory` (`size`, `mix`, `broken`,
+  `seed`, `control_plane_major`) plus `now` (Unix time) to pin timestamps;
+  `inventory_file`: print this recorded output verbatim instead.
+- `rollout`: keyword arguments of `fleetgen.generate_rollout` (with `now`), or null / absent for a
+  tenant without a rollout (NotFound, as the real tctl); `rollout_file`: recorded output.
+- `fault`: `hang` (never exits; leaves a helper process in its group too), `access_denied`,
+  `expired_cert`, `garbage` (invalid JSON, exit 0), `huge` (`huge_bytes` of output, default
+  64 MiB), `not_found`, `fail` (`stderr` and `exit_code`).
+  `fault_command`: `inventory` or `rollout` to fault only that command.
+- `expect_auth_server`, `expect_identity`: exact values the flags must have.
+- `compact`: print JSON without tctl's 2-space indent (faster for huge fleets).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import stat
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from exporter.simulator.fleetgen import generate_inventory, generate_rollout
+
+SCENARIO_ENV = "FAKE_TCTL_SCENARIO"
+FAULT_ENV = "FAKE_TCTL_FAULT"
+BAD_INVOCATION = 97
+NOT_FOUND_MESSAGE = 'ERROR: autoupdate_agent_rollout "autoupdate-agent-rollout" doesn\'t exist'
+
+
+def _parse_argv(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Global flags (both `--flag=value` and `--flag value`) and positional words."""
+    flags: dict[str, str] = {}
+    words: list[str] = []
+    names = {"--auth-server": "auth_server", "-i": "identity", "--identity": "identity"}
+    names["--format"] = "format"
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        name, equals, value = arg.partition("=")
+        if name in names:
+            if not equals:
+                index += 1
+                value = argv[index] if index < len(argv) else ""
+            flags[names[name]] = value
+        else:
+            words.append(arg)
+        index += 1
+    return flags, words
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(message, file=sys.stderr)
+    return code
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _json(document: Any, scenario: dict[str, Any]) -> str:
+    if scenario.get("compact"):
+        return json.dumps(document, separators=(",", ":")) + "\n"
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _now(options: dict[str, Any]) -> datetime | None:
+    now = options.pop("now", None)
+    return datetime.fromtimestamp(now, UTC) if now is not None else None
+
+
+def _hang(argv: list[str]) -> int:
+    # A helper in our process group with our arguments in its command line: if the exporter
+    # killed only its direct child, this one would survive and the test would see it.
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)", *argv])
+    time.sleep(3600)
+    return 1
+
+
+def _huge(size: int) -> int:
+    chunk = ("[" + " " * 65535).encode()
+    out = sys.stdout.buffer
+    try:
+        written = 0
+        while written < size:
+            out.write(chunk)
+            written += len(chunk)
+        out.flush()
+    except BrokenPipeError:  # the exporter hung up, as it should
+        return 1
+    return 0
+
+
+def _fault(fault: str, command: str, argv: list[str], scenario: dict[str, Any]) -> int:
+    if command == "inventory":
+        action, resource = "list", "instance"
+    else:
+        action, resource = "read", "autoupdate_agent_rollout"
+    if fault == "hang":
+        return _hang(argv)
+    if fault == "access_denied":
+        return _fail(f'ERROR: access denied to perform action "{action}" on "{resource}"')
+    if fault == "expired_cert":
+        return _fail("ERROR: remote error: tls: expired certificate")
+    if fault == "garbage":
+        _write('[{"kind": "instance", "metadata": {"name": "x"  <<< not json\n')
+        return 0
+    if fault == "huge":
+        return _huge(int(scenario.get("huge_bytes", 64 * 1024 * 1024)))
+    if fault == "not_found":
+        return _fail(NOT_FOUND_MESSAGE)
+    if fault == "fail":
+        message = str(scenario.get("stderr", "ERROR: simulated failure"))
+        return _fail(message, int(scenario.get("exit_code", 1)))
+    return _fail(f"fake tctl: unknown fault {fault!r}", BAD_INVOCATION)
+
+
+def _invocation_problems(
+    flags: dict[str, str], env: dict[str, str], scenario: dict[str, Any]
+) -> list[str]:
+    problems = []
+    if env.get("TELEPORT_TOOLS_VERSION") != "off":
+        problems.append("TELEPORT_TOOLS_VERSION=off is not set in the environment")
+    if not flags.get("auth_server"):
+        problems.append("--auth-server is missing")
+    elif (
+        "expect_auth_server" in scenario and flags["auth_server"] != scenario["expect_auth_server"]
+    ):
+        problems.append(
+            f"--auth-server={flags['auth_server']}, expected {scenario['expect_auth_server']}"
+        )
+    if not flags.get("identity"):
+        problems.append("-i <identity file> is missing")
+    elif "expect_identity" in scenario and flags["identity"] != scenario["expect_identity"]:
+        problems.append(f"-i {flags['identity']}, expected {scenario['expect_identity']}")
+    if flags.get("format") != "json":
+        problems.append("--format=json is missing")
+    return problems
+
+
+def run(argv: list[str], env: dict[str, str]) -> int:
+    scenario_path = env.get(SCENARIO_ENV)
+    scenario: dict[str, Any] = {}
+    if scenario_path:
+        scenario = json.loads(Path(scenario_path).read_text())
+    flags, words = _parse_argv(argv)
+    problems = _invocation_problems(flags, env, scenario)
+    if problems:
+        return _fail("fake tctl: called wrongly: " + "; ".join(problems), BAD_INVOCATION)
+    if words == ["inventory", "ls"]:
+        command = "inventory"
+    elif words == ["get", "autoupdate_agent_rollout"]:
+        command = "rollout"
+    else:
+        return _fail(f"fake tctl: unsupported command {' '.join(words)!r}", BAD_INVOCATION)
+
+    identity = flags["identity"]
+    if not Path(identity).is_file():
+        return _fail(f"ERROR: open {identity}: no such file or directory")
+
+    fault = env.get(FAULT_ENV) or scenario.get("fault")
+    target = scenario.get("fault_command")
+    if fault and target in (None, command):
+        return _fault(str(fault), command, argv, scenario)
+
+    if command == "inventory":
+        if "inventory_file" in scenario:
+            _write(Path(scenario["inventory_file"]).read_text())
+            return 0
+        options = dict(scenario.get("inventory") or {"size": 20})
+        now = _now(options)
+        _write(_json(generate_inventory(now=now, **options), scenario))
+        return 0
+
+    if "rollout_file" in scenario:
+        _write(Path(scenario["rollout_file"]).read_text())
+        return 0
+    rollout = scenario.get("rollout")
+    if rollout is None:
+        return _fail(NOT_FOUND_MESSAGE)
+    options = dict(rollout)
+    now = _now(options)
+    _write(_json([generate_rollout(now=now, **options)], scenario))
+    return 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:], dict(os.environ)))
+
+
+def write_fake_tctl(directory: Path, scenario: dict[str, Any]) -> Path:
+    """Write an executable `tctl` shell script running this module with `scenario` (saved as
+    JSON next to it) into `directory`, and return its path. Calling it again with the same
+    directory replaces the scenario; the script itself stays the same."""
+    directory.mkdir(parents=True, exist_ok=True)
+    scenario_file = directory / "tctl-scenario.json"
+    # Atomic, so a fake tctl starting meanwhile reads the old scenario or the new, never half.
+    pending = directory / ".tctl-scenario.json.tmp"
+    pending.write_text(json.dumps(scenario))
+    pending.replace(scenario_file)
+    # The checkout this module lives in, so the script works with or without an installed
+    # package (and never picks up another checkout's code).
+    root = Path(__file__).resolve().parents[2]
+    script = directory / "tctl"
+    body = (
+        "#!/bin/sh\n"
+        f"{SCENARIO_ENV}={shlex.quote(str(scenario_file))}\n"
+        f'PYTHONPATH={shlex.quote(str(root))}"${{PYTHONPATH:+:$PYTHONPATH}}"\n'
+        f"export {SCENARIO_ENV} PYTHONPATH\n"
+        f'exec {shlex.quote(sys.executable)} -m exporter.simulator.fake_tctl "$@"\n'
+    )
+    if not script.exists() or script.read_text() != body:
+        temporary = directory / ".tctl.tmp"
+        temporary.write_text(body)
+        temporary.chmod(temporary.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        temporary.replace(script)
+    return script
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The Managed Updates v2 rollout source: `tctl get autoupdate_agent_rollout --format=json`.
+
+A tenant on Managed Updates v1 (or none) has no rollout and tctl answers NotFound: that is a
+successful refresh that publishes no rollout families, not an error.
+"""
+
+from __future__ import annotations
+
+from exporter.collectors.rollout import rollout_families
+from exporter.errors import SourceError
+from exporter.models.rollout import Rollout, RolloutParseError, parse_rollout
+from exporter.sources.base import Source
+from exporter.sources.tctl import TctlNotFoundError, auth_server, run_tctl
+from exporter.state import Hub, TenantState
+
+ROLLOUT_ARGS = ("get", "autoupdate_agent_rollout", "--format=json")
+MAX_ROLLOUT_BYTES = 16 * 1024 * 1024
+"""One resource with a handful of groups; anything near this size is not a rollout."""
+
+
+class RolloutSource(Source):
+    kind = "rollout"
+    timeout_slack = 5.0
+
+    def __init__(self, hub: Hub, tenant: TenantState) -> None:
+        config = tenant.config
+        # The rollout block has no timeout of its own; it shares tctl's from the inventory block.
+        super().__init__(tenant.name, config.rollout.interval, config.inventory.timeout)
+        self.hub = hub
+        self.tenant = tenant
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return ("rollout", self.tenant.name)
+
+    async def refresh(self) -> None:
+        config = self.tenant.config
+        rollout: Rollout | None
+        try:
+            data = await run_tctl(
+                config.inventory.tctl,
+                auth_server(config.host, config.port),
+                config.inventory.identity_file,
+                ROLLOUT_ARGS,
+                timeout=self.timeout,
+                max_bytes=min(MAX_ROLLOUT_BYTES, config.inventory.max_output_bytes),
+            )
+        except TctlNotFoundError:
+            rollout = None
+        else:
+            try:
+                rollout = parse_rollout(data)
+            except RolloutParseError as exc:
+                raise SourceError("parse", f"tctl get autoupdate_agent_rollout: {exc}") from None
+        self.tenant.rollout = rollout
+        self.hub.publish(self.key, rollout_families(self.tenant.name, rollout))

@@ -1,0 +1,177 @@
+"""The Managed Updates v2 rollout: protojson parsing, families, and the source against the
+fake tctl (present, NotFound = no rollout, failures)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from exporter.collectors.rollout import rollout_families
+from exporter.config import Settings
+from exporter.errors import SourceError
+from exporter.exposition import Exposition
+from exporter.models.rollout import RolloutParseError, parse_rollout
+from exporter.simulator.fake_tctl import write_fake_tctl
+from exporter.simulator.fleetgen import generate_rollout
+from exporter.sources.rollout import RolloutSource
+from exporter.state import Hub
+from tests.conftest import Samples, parse_samples, series, value
+
+STATES = ("unstarted", "active", "done", "rolledback", "canary")
+
+
+def _samples(families: list[Any]) -> Samples:
+    exposition = Exposition()
+    exposition.update(("rollout", "t"), families)
+    return parse_samples(exposition.body().decode())
+
+
+def test_parses_protojson_with_string_counts() -> None:
+    resource = generate_rollout(18, groups=("dev", "staging", "prod"), seed=3)
+    rollout = parse_rollout(json.dumps([resource], indent=2).encode())
+    assert rollout is not None
+    assert rollout.spec.target_version == "18.1.4" and rollout.spec.strategy == "halt-on-error"
+    assert rollout.status.state == "active"
+    groups = rollout.status.groups
+    assert [group.state for group in groups] == ["done", "active", "unstarted"]
+    raw = resource["status"]["groups"]
+    assert [group.present_count for group in groups] == [int(g["present_count"]) for g in raw]
+    assert [group.up_to_date_count for group in groups] == [int(g["up_to_date_count"]) for g in raw]
+
+
+def test_enum_numbers_and_unknown_states() -> None:
+    resource = generate_rollout(18, groups=("a", "b", "c"))
+    groups = resource["status"]["groups"]
+    groups[0]["state"] = 5  # canary by number
+    groups[1]["state"] = "AUTO_UPDATE_AGENT_GROUP_STATE_PAUSED"  # from a future Teleport
+    groups[2]["present_count"] = 12  # a number, not a string
+    resource["unknown_top_level"] = {"x": 1}
+    rollout = parse_rollout(json.dumps([resource]).encode())
+    assert rollout is not None
+    assert [group.state for group in rollout.status.groups] == ["canary", "paused", "unstarted"]
+    assert rollout.status.groups[2].present_count == 12
+
+
+def test_empty_array_is_no_rollout_and_single_object_is_accepted() -> None:
+    assert parse_rollout(b"[]") is None
+    assert parse_rollout(b"null") is None
+    assert parse_rollout(json.dumps(generate_rollout()).encode()) is not None
+
+
+@pytest.mark.parametrize("document", [b"{not json", b'[{"status": {"groups": "nope"}}]', b"42"])
+def test_bad_documents_fail(document: bytes) -> None:
+    with pytest.raises(RolloutParseError):
+        parse_rollout(document)
+
+
+def test_families_state_set_and_counts() -> None:
+    resource = generate_rollout(18, groups=("dev", "staging", "prod", "edge"), seed=1)
+    resource["status"]["groups"][3]["state"] = "AUTO_UPDATE_AGENT_GROUP_STATE_PAUSED"
+    rollout = parse_rollout(json.dumps([resource]).encode())
+    samples = _samples(rollout_families("t", rollout))
+    info = series(samples, "teleport_cloud_autoupdate_rollout_info")
+    assert info == [
+        {
+            "tenant": "t",
+            "start_version": "18.0.2",
+            "target_version": "18.1.4",
+            "mode": "enabled",
+            "strategy": "halt-on-error",
+            "schedule": "regular",
+        }
+    ]
+    expected_state = {"dev": "done", "staging": "active", "prod": "unstarted", "edge": "paused"}
+    for group, current in expected_state.items():
+        for state in (*STATES, current):
+            got = value(
+                samples,
+                "teleport_cloud_autoupdate_group_state",
+                tenant="t",
+                group=group,
+                state=state,
+            )
+            assert got == (1.0 if state == current else 0.0)
+    for raw in resource["status"]["groups"]:
+        name = raw["name"]
+        assert value(
+            samples, "teleport_cloud_autoupdate_group_agents", tenant="t", group=name
+        ) == int(raw["present_count"])
+        assert value(
+            samples, "teleport_cloud_autoupdate_group_agents_up_to_date", tenant="t", group=name
+        ) == int(raw["up_to_date_count"])
+
+
+def test_no_rollout_no_families() -> None:
+    assert rollout_families("t", None) == []
+
+
+def _source(tmp_path: Path, scenario: dict[str, Any]) -> tuple[Hub, RolloutSource]:
+    identity = tmp_path / "identity"
+    identity.write_text("identity")
+    fake = write_fake_tctl(
+        tmp_path / "bin",
+        {
+            "expect_auth_server": "proxy.example.test:443",
+            "expect_identity": str(identity),
+            **scenario,
+        },
+    )
+    settings = Settings(
+        state_dir=tmp_path,
+        tenants=[
+            {
+                "proxy": "proxy.example.test",  # no port: tctl must still get :443
+                "name": "t",
+                "inventory": {"tctl": str(fake), "identity_file": str(identity)},
+            }
+        ],
+    )
+    hub = Hub(settings)
+    return hub, RolloutSource(hub, hub.tenants["t"])
+
+
+def _rewrite(tmp_path: Path, scenario: dict[str, Any]) -> None:
+    identity = str(tmp_path / "identity")
+    write_fake_tctl(
+        tmp_path / "bin",
+        {"expect_auth_server": "proxy.example.test:443", "expect_identity": identity, **scenario},
+    )
+
+
+def test_source_publishes_rollout_then_not_found_removes_it(tmp_path: Path) -> None:
+    hub, source = _source(tmp_path, {"rollout": {"groups": ["dev", "prod"], "seed": 2}})
+    anyio.run(source.refresh)
+    samples = parse_samples(hub.exposition.body().decode())
+    assert {
+        labels["group"] for labels in series(samples, "teleport_cloud_autoupdate_group_agents")
+    } == {
+        "dev",
+        "prod",
+    }
+    assert hub.tenants["t"].rollout is not None
+
+    _rewrite(tmp_path, {"rollout": None})  # the tenant went back to Managed Updates v1
+    anyio.run(source.refresh)  # NotFound is a success
+    samples = parse_samples(hub.exposition.body().decode())
+    assert not series(samples, "teleport_cloud_autoupdate_rollout_info")
+    assert not series(samples, "teleport_cloud_autoupdate_group_state")
+    assert hub.tenants["t"].rollout is None
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"), [("access_denied", "auth"), ("garbage", "parse"), ("expired_cert", "auth")]
+)
+def test_source_failures_keep_the_previous_rollout(tmp_path: Path, fault: str, reason: str) -> None:
+    hub, source = _source(tmp_path, {"rollout": {}})
+    anyio.run(source.refresh)
+    before = hub.exposition.body()
+    _rewrite(tmp_path, {"rollout": {}, "fault": fault})
+    with pytest.raises(SourceError) as caught:
+        anyio.run(source.refresh)
+    assert caught.value.reason == reason
+    assert hub.exposition.body() == before
+    assert hub.tenants["t"].rollout is not None
