@@ -30,6 +30,13 @@ LABEL org.opencontainers.image.title="teleport-cloud-exporter" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}"
 
+# tini as PID 1 reaps what tctl's killed process group leaves behind (the exporter kills the
+# whole group on timeout; orphans are re-parented to PID 1, which must wait for them).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/*
+
 # A fixed non-root UID/GID (65532, as distroless' "nonroot"), shared with the tbot sidecar so the
 # exporter can read the identity file tbot writes with mode 0600.
 RUN groupadd --system --gid 65532 exporter \
@@ -55,5 +62,5 @@ VOLUME ["/var/lib/teleport-cloud-exporter"]
 EXPOSE 10437
 USER 65532:65532
 
-ENTRYPOINT ["teleport-cloud-exporter"]
+ENTRYPOINT ["/usr/bin/tini", "--", "teleport-cloud-exporter"]
 CMD ["serve", "--config", "/etc/teleport-cloud-exporter/config.yaml"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -14,6 +15,8 @@ from exporter.exposition import Exposition
 from exporter.fleet import FleetView, derive_fleet
 from exporter.models.inventory import parse_inventory
 from exporter.simulator.fleetgen import generate_inventory
+
+gc.set_threshold(20_000, 10, 10)  # as the exporter sets it (exporter.cli.tune_gc)
 
 CONTROL_PLANE = "18.1.4"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

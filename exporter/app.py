@@ -78,7 +78,7 @@ async def run_exporter(
     """Serve until SIGTERM/SIGINT."""
     hub = Hub(settings)
     sla = SlaService(hub, ledger, SystemClock())
-    sources = build_sources(hub, sla.record_probe)
+    sources = build_sources(hub, sla.record)
     runtime = Runtime(hub, sources)
     auth = BasicAuth(web.basic_auth_users) if web and web.basic_auth_users else None
     server = build_server(App(hub.exposition, lambda: runtime.ready, auth), web)

@@ -94,7 +94,7 @@ class Runtime:
         started = time.perf_counter()
         error: SourceError | None = None
         try:
-            with anyio.fail_after(source.timeout):
+            with anyio.fail_after(source.timeout + source.timeout_slack):
                 await source.refresh()
         except TimeoutError:
             error = SourceError("timeout", f"no answer within {source.timeout:g}s")
@@ -119,7 +119,7 @@ class Runtime:
                 error.reason,
                 error.message,
             )
-            source.failed(error)
+            await source.failed(error)
         self._publish_health()
         return error
 

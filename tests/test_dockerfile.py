@@ -163,7 +163,10 @@ def test_runs_as_non_root_and_exposes_the_port() -> None:
 def test_entrypoint_command_environment_and_labels() -> None:
     recipe = _parse()
     final = recipe.final
-    assert _instructions(final, "ENTRYPOINT") == ['["teleport-cloud-exporter"]']
+    # tini first: it reaps the orphans of tctl process groups killed on timeout
+    assert _instructions(final, "ENTRYPOINT") == [
+        '["/usr/bin/tini", "--", "teleport-cloud-exporter"]'
+    ]
     assert _instructions(final, "CMD") == [
         '["serve", "--config", "/etc/teleport-cloud-exporter/config.yaml"]'
     ]

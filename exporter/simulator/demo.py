@@ -99,6 +99,9 @@ def run_demo(listen: str) -> int:
         f"http://{_display(settings.listen_address)}/metrics (Ctrl-C stops)",
         file=sys.stderr,
     )
+    from exporter.cli import tune_gc
+
+    tune_gc()
     anyio.run(run_exporter, settings, sock, ledger, None, [sim.serve])
     return 0
 

@@ -22,6 +22,10 @@ class Source(ABC):
     """Whether failures stretch the interval. The probe keeps its cadence: its failures are
     the measurement the SLA ledger needs, minute by minute."""
 
+    timeout_slack: ClassVar[float] = 0.0
+    """Extra seconds the runtime allows beyond `timeout` for sources that enforce their own
+    (tctl is killed at `timeout`; parsing what it printed may take a moment more)."""
+
     def __init__(self, target: str, interval: float, timeout: float) -> None:
         self.target = target
         self.interval = interval
@@ -31,6 +35,6 @@ class Source(ABC):
     async def refresh(self) -> None:
         """Fetch, parse and publish once. Raise SourceError on failure."""
 
-    def failed(self, error: SourceError) -> None:  # noqa: B027 (optional hook)
+    async def failed(self, error: SourceError) -> None:  # noqa: B027 (optional hook)
         """Called by the runtime after a failed refresh (also after a timeout), before the
         health families are updated. The probe uses it to publish probe_success 0."""

@@ -13,7 +13,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ import anyio
 import httpx
 from pydantic import ValidationError
 
+from exporter.clock import Clock, SystemClock
 from exporter.collectors.probe import cluster_families, probe_families
 from exporter.errors import SourceError
 from exporter.models.ping import PING_ADAPTER, PingInfo
@@ -34,7 +35,8 @@ PING_PATH = "/webapi/ping"
 CHANNEL_PATH = "/v1/webapi/automaticupgrades/channel/default/version"
 MAX_PING_BYTES = 1024 * 1024
 
-ProbeRecorder = Callable[[str, float, bool], None]
+ProbeRecorder = Callable[[str, float, bool], Awaitable[None]]
+"""Where each probe result goes (the SLA ledger): tenant, wall time, success."""
 
 
 @dataclass
@@ -94,12 +96,19 @@ class PingSource(Source):
     kind = "ping"
     backoff = False
 
-    def __init__(self, hub: Hub, tenant: TenantState, record: ProbeRecorder | None = None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        tenant: TenantState,
+        record: ProbeRecorder | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         config = tenant.config
         super().__init__(tenant.name, config.ping.interval, config.ping.timeout)
         self.hub = hub
         self.tenant = tenant
         self.record = record
+        self.clock = clock or SystemClock()
         self.host = config.host
         self.port = config.port
         self._host_header = self.host if self.port == 443 else f"{_url_host(self.host)}:{self.port}"
@@ -114,7 +123,7 @@ class PingSource(Source):
         self.last_result: ProbeResult | None = None
 
     async def refresh(self) -> None:
-        result = ProbeResult(started_at=time.time())
+        result = ProbeResult(started_at=self.clock.now())
         self.last_result = result
         start = time.perf_counter()
         timer = _PhaseTimer()
@@ -151,16 +160,16 @@ class PingSource(Source):
         result.success = True
         result.ping = ping
         self._histogram.observe(result.duration)
-        self._publish_probe(result)
+        await self._publish_probe(result)
         await self._update_tenant(ping)
 
-    def failed(self, error: SourceError) -> None:
+    async def failed(self, error: SourceError) -> None:
         result = self.last_result
         if result is None or result.success:
-            result = ProbeResult(started_at=time.time())
+            result = ProbeResult(started_at=self.clock.now())
         if error.reason == "timeout" and result.duration == 0.0:
             result.duration = self.timeout
-        self._publish_probe(result)
+        await self._publish_probe(result)
 
     def _finish(
         self, result: ProbeResult, timer: _PhaseTimer, start: float, end: float | None = None
@@ -190,9 +199,9 @@ class PingSource(Source):
             raise SourceError("connect", f"{self.host!r} resolves to no address")
         return str(infos[0][4][0])
 
-    def _publish_probe(self, result: ProbeResult) -> None:
+    async def _publish_probe(self, result: ProbeResult) -> None:
         if self.record is not None:
-            self.record(self.tenant.name, result.started_at, result.success)
+            await self.record(self.tenant.name, result.started_at, result.success)
         self.hub.publish(
             ("probe", self.tenant.name),
             probe_families(self.tenant.name, result, self._histogram.families()),
