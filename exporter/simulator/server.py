@@ -39,14 +39,6 @@ class SimulatorApp:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
         if scope["type"] != "http":
             return
         path: str = scope["path"]
@@ -164,7 +156,7 @@ class SimulatedTenant:
             SimulatorApp(self.state),
             log_config=None,
             access_log=False,
-            lifespan="on",
+            lifespan="off",  # nothing to start; and the demo cancels it mid-flight on Ctrl-C
             ssl_certfile=str(cert_file),
             ssl_keyfile=str(key_file),
             timeout_graceful_shutdown=1,
