@@ -49,11 +49,9 @@ def build_sources(hub: Hub, record: ProbeRecorder | None) -> list[Source]:
 
 
 async def close_sources(sources: Sequence[Source]) -> None:
-    for source in sources:
-        close = getattr(source, "aclose", None)
-        if close is not None:
-            with anyio.CancelScope(shield=True):
-                await close()
+    with anyio.CancelScope(shield=True):
+        for source in sources:
+            await source.aclose()
 
 
 async def _stop_on_signal(

@@ -199,7 +199,7 @@ def build_report(
                     tenant.inventory, tenant.control_plane_version, tenant.target_agent_version
                 ),
             )
-        if isinstance(tenant.rollout, Rollout):
+        if tenant.rollout is not None:
             _rollout_section(report, tenant, tenant.rollout)
         _sla_section(report, settings, tenant, now)
     if hub.status is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client.metrics_core import Metric
 
@@ -15,7 +15,9 @@ from exporter.config import Settings, TenantConfig
 from exporter.exposition import Exposition
 
 if TYPE_CHECKING:
+    from exporter.models.inventory import Instance
     from exporter.models.ping import PingInfo
+    from exporter.models.rollout import Rollout
     from exporter.models.statuspage import Summary
 
 
@@ -28,9 +30,9 @@ class TenantState:
     """Last successful /webapi/ping answer."""
     channel_version: str | None = None
     """Target version from the v1 version channel (tenants without auto_update in ping)."""
-    inventory: Any = None
+    inventory: list[Instance] | None = None
     """Last good parsed `tctl inventory ls` (exporter.models.inventory), None before the first."""
-    rollout: Any = None
+    rollout: Rollout | None = None
     """Last good Managed Updates v2 rollout (exporter.models.rollout), None when none."""
 
     @property

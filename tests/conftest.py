@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +79,17 @@ def tenant_config(sim: SimulatedTenant, **overrides: Any) -> dict[str, Any]:
     }
     config.update(overrides)
     return config
+
+
+def dev_tool(name: str) -> str:
+    """A command from the dev extras: next to this interpreter (the venv), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} not found: install the dev extras (pip install -e '.[dev]')")
+    return found
 
 
 def write_identity(directory: Path) -> Path:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import dev_tool
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 PORT = 10437
@@ -103,22 +105,12 @@ def _project_version() -> str:
     return match.group(1)
 
 
-def _tool(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} not found: install the dev extras (pip install -e '.[dev]')")
-    return found
-
-
 # --- lint and structure --------------------------------------------------------------------------
 
 
 def test_hadolint_has_no_findings() -> None:
     result = subprocess.run(
-        [_tool("hadolint"), "--no-color", str(DOCKERFILE)],
+        [dev_tool("hadolint"), "--no-color", str(DOCKERFILE)],
         capture_output=True,
         text=True,
         timeout=60,

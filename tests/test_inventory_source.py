@@ -108,6 +108,7 @@ def test_publishes_fleet_matching_independent_counts(tmp_path: Path) -> None:
     expected = _expected(FLEET, 18, "18.1.4")
     assert expected["total"] == 400 and expected["broken"] == 3
     assert_matches(samples, expected)
+    assert tenant.inventory is not None
     assert len(tenant.inventory) == 403  # 400 agents + Auth + 2 Proxy; broken ones dropped
     assert source.view is not None and source.view.excluded_control_plane == 3
     seen = series(samples, "teleport_cloud_agent_last_seen_timestamp_seconds")

@@ -14,7 +14,6 @@ import json
 import os
 import posixpath
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.conftest import dev_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
@@ -40,20 +41,10 @@ Doc = dict[str, Any]
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _tool(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} not found: install the dev extras (pip install -e '.[dev]')")
-    return found
-
-
 @functools.cache
 def _render(target: str) -> tuple[Doc, ...]:
     result = subprocess.run(
-        [_tool("kubectl"), "kustomize", str(K8S / target)],
+        [dev_tool("kubectl"), "kustomize", str(K8S / target)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -33,7 +33,7 @@ def _counts(values: Sequence[str], known: Sequence[str]) -> dict[str, int]:
     return counts
 
 
-def status_families(page: str, summary: Summary, keep: Sequence[str], now: float) -> list[Metric]:
+def status_families(page: str, summary: Summary, keep: Sequence[str]) -> list[Metric]:
     groups = {c.id: c.name for c in summary.components if c.group}
     wanted = set(keep)
     rows = [

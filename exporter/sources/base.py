@@ -35,6 +35,9 @@ class Source(ABC):
     async def refresh(self) -> None:
         """Fetch, parse and publish once. Raise SourceError on failure."""
 
+    async def aclose(self) -> None:  # noqa: B027 (optional hook)
+        """Release connections or other resources; called once at shutdown."""
+
     async def failed(self, error: SourceError) -> None:  # noqa: B027 (optional hook)
         """Called by the runtime after a failed refresh (also after a timeout), before the
         health families are updated. The probe uses it to publish probe_success 0."""

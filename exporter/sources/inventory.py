@@ -19,7 +19,7 @@ from exporter.errors import SourceError
 from exporter.fleet import FleetView, derive_fleet
 from exporter.models.inventory import Instance, InventoryParseError, parse_inventory
 from exporter.sources.base import Source
-from exporter.sources.tctl import auth_server, run_tctl
+from exporter.sources.tctl import run_tenant_tctl
 from exporter.state import Hub, TenantState
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,8 @@ class InventorySource(Source):
 
     async def refresh(self) -> None:
         config = self.tenant.config
-        data = await run_tctl(
-            config.inventory.tctl,
-            auth_server(config.host, config.port),
-            config.inventory.identity_file,
+        data = await run_tenant_tctl(
+            config,
             INVENTORY_ARGS,
             timeout=self.timeout,
             max_bytes=config.inventory.max_output_bytes,

@@ -19,11 +19,14 @@ from typing import Any
 
 import anyio
 import httpx
+from prometheus_client import Histogram
+from prometheus_client.metrics_core import Metric
 from pydantic import ValidationError
 
 from exporter.clock import Clock, SystemClock
 from exporter.collectors.probe import cluster_families, probe_families
 from exporter.errors import SourceError
+from exporter.metrics import PROBE_LATENCY
 from exporter.models.ping import PING_ADAPTER, PingInfo
 from exporter.sources.base import Source
 from exporter.sources.http import error_from_exception, read_capped, tls_context
@@ -238,10 +241,6 @@ class _LatencyHistogram:
     """Cumulative histogram of successful probe durations, kept by prometheus_client."""
 
     def __init__(self, tenant: str) -> None:
-        from prometheus_client import Histogram
-
-        from exporter.metrics import PROBE_LATENCY
-
         self._histogram = Histogram(
             PROBE_LATENCY.name,
             PROBE_LATENCY.help,
@@ -254,7 +253,7 @@ class _LatencyHistogram:
     def observe(self, seconds: float) -> None:
         self._child.observe(seconds)
 
-    def families(self) -> list[Any]:
+    def families(self) -> list[Metric]:
         return list(self._histogram.collect())
 
 

@@ -10,7 +10,7 @@ from exporter.collectors.rollout import rollout_families
 from exporter.errors import SourceError
 from exporter.models.rollout import Rollout, RolloutParseError, parse_rollout
 from exporter.sources.base import Source
-from exporter.sources.tctl import TctlNotFoundError, auth_server, run_tctl
+from exporter.sources.tctl import TctlNotFoundError, run_tenant_tctl
 from exporter.state import Hub, TenantState
 
 ROLLOUT_ARGS = ("get", "autoupdate_agent_rollout", "--format=json")
@@ -37,10 +37,8 @@ class RolloutSource(Source):
         config = self.tenant.config
         rollout: Rollout | None
         try:
-            data = await run_tctl(
-                config.inventory.tctl,
-                auth_server(config.host, config.port),
-                config.inventory.identity_file,
+            data = await run_tenant_tctl(
+                config,
                 ROLLOUT_ARGS,
                 timeout=self.timeout,
                 max_bytes=min(MAX_ROLLOUT_BYTES, config.inventory.max_output_bytes),

@@ -73,7 +73,7 @@ class StatusPageSource(Source):
         self.hub.status = summary
         self.hub.publish(
             ("status_page", self.page),
-            status_families(self.page, summary, self.config.components, time.time()),
+            status_families(self.page, summary, self.config.components),
         )
         self._validators = {
             request_header: response.headers[response_header]

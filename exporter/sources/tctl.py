@@ -35,6 +35,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import Process
 
+from exporter.config import TenantConfig
 from exporter.errors import Reason, SourceError
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,24 @@ async def run_tctl(
             raise TctlNotFoundError(message)
         raise SourceError(reason, message)
     return b"".join(chunks)
+
+
+async def run_tenant_tctl(
+    config: TenantConfig,
+    args: Sequence[str],
+    *,
+    timeout: float,  # noqa: ASYNC109 (run_tctl's own deadline, see there)
+    max_bytes: int,
+) -> bytes:
+    """`run_tctl` with the tenant's binary, proxy and identity file."""
+    return await run_tctl(
+        config.inventory.tctl,
+        auth_server(config.host, config.port),
+        config.inventory.identity_file,
+        args,
+        timeout=timeout,
+        max_bytes=max_bytes,
+    )
 
 
 def auth_server(host: str, port: int) -> str:
