@@ -21,7 +21,15 @@ PREFIX = "teleport_cloud_"
 
 Kind = Literal["gauge", "counter", "histogram"]
 
-SOURCES = ("ping", "inventory", "rollout", "status_page")
+SOURCES = (
+    "ping",
+    "version_channel",
+    "inventory",
+    "rollout",
+    "status_page",
+    "tctl_version",
+    "identity",
+)
 ERROR_REASONS = ("timeout", "connect", "tls", "http", "parse", "auth", "exec", "too_large", "other")
 PROBE_PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 SKEW_CLASSES = ("current", "one_major_behind", "unsupported_old", "unsupported_newer", "unknown")
@@ -37,6 +45,8 @@ COMPONENT_STATUSES = (
 INCIDENT_IMPACTS = ("none", "minor", "major", "critical")
 MAINTENANCE_STATES = ("scheduled", "in_progress", "verifying")
 BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+UPDATER_STATUSES = ("ok", "disabled", "pinned", "unreadable", "unspecified")
+UNOBSERVED_REASONS = ("loop_lag", "resources", "internal")
 
 
 @dataclass(frozen=True)
@@ -204,17 +214,39 @@ PROXY_ENDPOINT_INFO = _family(
     "gauge",
     "Public addresses published in the proxy settings of /webapi/ping; always 1.",
     "tenant",
-    "endpoint",
+    "protocol",
     "address",
 )
 AGENT_TARGET_VERSION = _family(
     "probe",
     "agent_target_version_info",
     "gauge",
-    "Version the tenant wants its agents to run (auto_update.agent_version, or the v1 version "
-    "channel on older tenants); always 1.",
+    "Version the tenant wants its agents to run: the Managed Updates v2 rollout's target_version "
+    "when a rollout exists, else ping's auto_update.agent_version, else the v1 version channel; "
+    "always 1.",
     "tenant",
     "version",
+)
+TCTL_VERSION_INFO = _family(
+    "probe",
+    "tctl_version_info",
+    "gauge",
+    "Version of the tctl binary the exporter runs (`tctl version`); always 1.",
+    "version",
+)
+TCTL_COMPATIBLE = _family(
+    "probe",
+    "tctl_compatible",
+    "gauge",
+    "1 while tctl's major is the control plane's or one below it (Teleport's client rule), else 0.",
+    "tenant",
+)
+IDENTITY_EXPIRY = _family(
+    "probe",
+    "identity_expiry_timestamp_seconds",
+    "gauge",
+    "notAfter of the TLS certificate in the tenant's Machine ID identity file, as Unix time.",
+    "tenant",
 )
 
 # Fleet
@@ -234,7 +266,17 @@ AGENTS_BY_SERVICE = _family(
     "Customer agents running each Teleport service (an agent with several services counts in "
     "each).",
     "tenant",
-    "service",
+    "teleport_service",
+)
+AGENTS_BY_UPDATER_STATUS = _family(
+    "fleet",
+    "agents_by_updater_status",
+    "gauge",
+    "Customer agents by upgrader kind and updater status: ok, disabled, pinned, unreadable, "
+    "unspecified (the agent reports none). Disabled and pinned agents never update.",
+    "tenant",
+    "upgrader",
+    "status",
 )
 AGENTS_BY_SKEW = _family(
     "fleet",
@@ -326,6 +368,26 @@ ROLLOUT_GROUP_UP_TO_DATE = _family(
     "autoupdate_group_agents_up_to_date",
     "gauge",
     "Agents of each rollout group already running the target version.",
+    "tenant",
+    "group",
+)
+
+ROLLOUT_GROUP_VERSION = _family(
+    "rollout",
+    "autoupdate_group_version_info",
+    "gauge",
+    "Version the group's agents should run now: the start version while unstarted or rolled "
+    "back, the target version once active or done; always 1.",
+    "tenant",
+    "group",
+    "version",
+)
+ROLLOUT_GROUP_STUCK = _family(
+    "rollout",
+    "autoupdate_group_agents_stuck",
+    "gauge",
+    "Agents of the group (by the inventory's UpdateGroup) whose version differs from the group's "
+    "version of the moment.",
     "tenant",
     "group",
 )
@@ -458,6 +520,28 @@ SLA_LEDGER_ERRORS = _family(
     "Failed reads or writes of the SLA ledger (SQLite under state_dir).",
     "operation",
 )
+
+
+SOURCE_IGNORED_FIELDS = _family(
+    "exporter",
+    "source_ignored_fields",
+    "counter",
+    "Optional upstream fields of an unexpected type or size, ignored without failing the refresh.",
+    "source",
+    "target",
+)
+PROBE_UNOBSERVED = _family(
+    "sla",
+    "probe_unobserved",
+    "counter",
+    "Probes that gave no evidence because of the exporter's own trouble (loop_lag: the probe "
+    "started late or our timer lagged; resources: out of file descriptors or buffers; internal). "
+    "Their minutes count as unobserved, never as down.",
+    "tenant",
+    "reason",
+)
+
+# Self-protection of the exporter's HTTP server (added by the hardening work)
 
 
 def by_name(name: str) -> Family:

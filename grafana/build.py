@@ -770,7 +770,7 @@ def tenant_dashboard() -> Json:
             "Public addresses published in the proxy settings of /webapi/ping (web, SSH, SSH "
             "tunnel, Kubernetes and database listeners).",
             [query(m("proxy_endpoint_info"), table=True)],
-            {"tenant": "Tenant", "endpoint": "Endpoint", "address": "Address"},
+            {"tenant": "Tenant", "protocol": "Protocol", "address": "Address"},
         ),
         24,
         6,
@@ -1489,7 +1489,13 @@ def fleet_dashboard() -> Json:
             "Current agents running each Teleport service (an agent with several services counts "
             "in each).",
             "none",
-            [query(f"sum by (service) ({m('agents_by_service')})", "{{service}}", instant=True)],
+            [
+                query(
+                    f"sum by (teleport_service) ({m('agents_by_service')})",
+                    "{{teleport_service}}",
+                    instant=True,
+                )
+            ],
         ),
         8,
         8,
@@ -1499,7 +1505,11 @@ def fleet_dashboard() -> Json:
             "Agents by service over time",
             "Agents running each Teleport service.",
             "none",
-            [query(f"sum by (service) ({m('agents_by_service')})", "{{service}}")],
+            [
+                query(
+                    f"sum by (teleport_service) ({m('agents_by_service')})", "{{teleport_service}}"
+                )
+            ],
             decimals=0,
         ),
         16,

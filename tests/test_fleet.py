@@ -112,7 +112,7 @@ def assert_matches(samples: Samples, expected: dict[str, Any], tenant: str = "t"
         got = value(samples, "teleport_cloud_agents_by_skew", tenant=tenant, skew=skew)
         assert got == expected["by_skew"][skew], skew
     services = {
-        labels["service"]: value(samples, "teleport_cloud_agents_by_service", **labels)
+        labels["teleport_service"]: value(samples, "teleport_cloud_agents_by_service", **labels)
         for labels in series(samples, "teleport_cloud_agents_by_service")
     }
     assert services == expected["by_service"]

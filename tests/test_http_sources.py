@@ -85,7 +85,7 @@ def test_probe_reports_cluster_and_timings(sim: SimulatedTenant, tmp_path: Path)
         == 1
     )
     endpoints = {
-        s["endpoint"]: s["address"] for s in series(samples, "teleport_cloud_proxy_endpoint_info")
+        s["protocol"]: s["address"] for s in series(samples, "teleport_cloud_proxy_endpoint_info")
     }
     assert endpoints["web"] == "127.0.0.1:443" and endpoints["ssh_tunnel"] == "127.0.0.1:3024"
     assert "mongo" not in endpoints

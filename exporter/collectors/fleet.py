@@ -4,7 +4,7 @@ Series for tenant `prod` (control plane 18, target 18.1.4)::
 
     teleport_cloud_agents{tenant="prod",version="18.1.4",upgrader="updater"} 812
     teleport_cloud_agents{tenant="prod",version="17.5.2",upgrader="none"} 40
-    teleport_cloud_agents_by_service{tenant="prod",service="Node"} 790
+    teleport_cloud_agents_by_service{tenant="prod",teleport_service="Node"} 790
     teleport_cloud_agents_by_skew{tenant="prod",skew="current"} 812      # all five classes
     teleport_cloud_agents_by_skew{tenant="prod",skew="one_major_behind"} 40
     teleport_cloud_agents_by_skew{tenant="prod",skew="unsupported_old"} 0

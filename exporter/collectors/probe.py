@@ -15,7 +15,7 @@ From the last successful answer (kept while later probes fail)::
     teleport_cloud_cluster_info{tenant,cluster_name,server_version,min_client_version,
                                 edition,fips,tls_routing_enabled,automatic_upgrades} 1
     teleport_cloud_control_plane_major_version{tenant="prod"} 18
-    teleport_cloud_proxy_endpoint_info{tenant="prod",endpoint="web",address="x.teleport.sh:443"} 1
+    teleport_cloud_proxy_endpoint_info{tenant="prod",protocol="web",address="x.teleport.sh:443"} 1
     teleport_cloud_agent_target_version_info{tenant="prod",version="18.1.4"} 1
 """
 
