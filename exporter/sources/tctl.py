@@ -19,9 +19,9 @@ A NotFound answer raises `TctlNotFoundError` (reason `other`), which callers for
 is a normal answer catch. Its wording depends on the auth server's cache code: `... does not
 exist`, `... doesn't exist`, `not found`, and (an older cache) `no value for key ... in index`.
 
-Output is gathered into one growing buffer (no second copy to join it), and after an oversized
-output the allocator is asked to hand the freed memory back to the system, so one runaway
-tctl does not leave the process at its peak size for good.
+Output is gathered into one growing buffer (no second copy to join it); a buffer that large is
+a memory mapping of its own, so after an oversized output the memory goes back to the system at
+once instead of leaving the process at its peak size.
 
 stderr goes into the error message (bounded, PEM blocks cut) and from there to the log; the
 identity file is only ever named by its path.
@@ -30,8 +30,6 @@ identity file is only ever named by its path.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -122,15 +120,6 @@ def _kill_group(process: Process) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def release_memory() -> None:
-    """Return freed heap memory to the system (glibc's malloc_trim; a no-op elsewhere)."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(name).malloc_trim(0)
-
-
 async def run_tctl(
     tctl: str,
     proxy: str,
@@ -217,8 +206,7 @@ async def _run(
             await process.aclose()  # closes the pipes and reaps the child: no zombie
 
     if too_large:
-        del output[:]
-        release_memory()
+        del output[:]  # a buffer this size is its own mapping: emptying it unmaps it at once
         raise SourceError("too_large", f"tctl {what}: output exceeds {max_bytes} bytes")
     if not finished:
         raise SourceError("timeout", f"tctl {what}: no answer within {timeout:g}s")
