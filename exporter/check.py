@@ -32,7 +32,7 @@ from exporter.sources.base import Source
 from exporter.sources.ping import PingSource
 from exporter.sources.tctl_version import TctlVersionSource
 from exporter.state import Hub, TenantState
-from exporter.update_groups import group_versions
+from exporter.update_groups import plan_groups
 from exporter.versions import same_version
 
 BLOCKING_SHOWN = 20
@@ -169,11 +169,13 @@ def _not_updating_section(report: Report, tenant: TenantState, view: FleetView) 
 
 def _stuck_section(report: Report, tenant: TenantState, view: FleetView, rollout: Rollout) -> None:
     """Per update group, the agents not on the group's version of the moment."""
-    versions = group_versions(rollout)
+    plan = plan_groups(rollout)
+    if plan is None:
+        return
+    versions = plan.versions
     by_group: dict[str, list[AgentView]] = {}
     for agent in view.agents:
-        expected = versions.get(agent.update_group)
-        if expected is not None and not same_version(agent.version, expected):
+        if plan.is_stuck(agent.server_id, agent.update_group, agent.version):
             by_group.setdefault(agent.update_group, []).append(agent)
     for group in versions:  # the rollout's order
         agents = by_group.get(group)
@@ -210,7 +212,8 @@ def _rollout_section(report: Report, tenant: TenantState, rollout: Rollout) -> N
         f"  Rollout         {spec.start_version} -> {spec.target_version}, mode "
         f"{spec.autoupdate_mode}, strategy {spec.strategy}, schedule {spec.schedule}"
     )
-    versions = group_versions(rollout)
+    plan = plan_groups(rollout)
+    versions = plan.versions if plan is not None else {}
     for group in rollout.status.groups:
         report.add(
             f"    {group.name:<20} {group.state:<12} runs {versions.get(group.name, '?'):<16} "

@@ -15,12 +15,12 @@ than a reassuring 0. Likewise `outdated` is None while the target agent version 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from exporter.models.inventory import Instance, updater_status_name
-from exporter.update_groups import stuck_by_group
+from exporter.update_groups import GroupPlan, stuck_by_group
 from exporter.versions import Version, normalise, parse
 
 Skew = Literal["current", "one_major_behind", "unsupported_old", "unsupported_newer", "unknown"]
@@ -123,10 +123,10 @@ def derive_fleet(
     instances: Iterable[Instance],
     control_plane_version: str | None,
     target_version: str | None,
-    group_versions: Mapping[str, str] | None = None,
+    groups: GroupPlan | None = None,
 ) -> FleetView:
     """Skew, enrolment and outdated counts of the customer agents in `instances`; with
-    `group_versions` (exporter.update_groups) also the stuck agents per update group."""
+    `groups` (a rollout's GroupPlan) also the stuck agents per update group."""
     control_plane = parse(control_plane_version) if control_plane_version else None
     cp_major = control_plane.major if control_plane is not None else None
     target = normalise(target_version) if target_version else None
@@ -228,8 +228,8 @@ def derive_fleet(
         for status in UPDATER_STATUSES:
             by_updater_status.setdefault((upgrader, status), 0)
     stuck = (
-        stuck_by_group(((agent.update_group, agent.version) for agent in agents), group_versions)
-        if group_versions is not None
+        stuck_by_group(((a.server_id, a.update_group, a.version) for a in agents), groups)
+        if groups is not None
         else None
     )
 

@@ -32,6 +32,7 @@ from exporter.models.inventory import (
     updater_status_name,
 )
 from exporter.simulator.fleetgen import generate_inventory
+from exporter.update_groups import GroupPlan
 from exporter.versions import MAX_RAW_LENGTH, Version
 from tests.conftest import Samples, parse_samples, series, value
 
@@ -459,8 +460,8 @@ def test_stuck_agents_per_group() -> None:
         _grouped("x1", "17.3.7", "other"),  # a group the rollout does not list: ignored
         _record("n1", "17.3.7"),  # no group at all: ignored
     ]
-    versions = {"dev": "18.1.4", "staging": "18.0.2", "prod": "18.0.2"}
-    view = derive_fleet(_instances(records), "18.1.4", "18.1.4", versions)
+    plan = GroupPlan({"dev": "18.1.4", "staging": "18.0.2", "prod": "18.0.2"})
+    view = derive_fleet(_instances(records), "18.1.4", "18.1.4", plan)
     assert view.stuck_by_group == {"dev": 1, "staging": 1, "prod": 0}
     samples = exposed(view)
     for group, count in view.stuck_by_group.items():

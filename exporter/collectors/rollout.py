@@ -33,7 +33,7 @@ from exporter.metrics import (
     ROLLOUT_INFO,
 )
 from exporter.models.rollout import Rollout, RolloutGroup
-from exporter.update_groups import group_versions
+from exporter.update_groups import plan_groups
 from exporter.versions import normalise
 
 
@@ -68,6 +68,8 @@ def rollout_families(tenant: str, rollout: Rollout | None) -> list[Metric]:
         up_to_date.add_metric([tenant, group.name], group.up_to_date_count)
     versions = ROLLOUT_GROUP_VERSION.new()
     assert isinstance(versions, GaugeMetricFamily)
-    for group_name, version in group_versions(rollout).items():
+    plan = plan_groups(rollout)
+    assert plan is not None
+    for group_name, version in plan.versions.items():
         versions.add_metric([tenant, group_name, version], 1.0)
     return [info, states, present, up_to_date, versions]

@@ -42,6 +42,14 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class Canary(_Lenient):
+    """One canary of a group in the canary state (18.x): it gets the target version first."""
+
+    host_id: str = ""
+    hostname: str = ""
+    success: bool = False
+
+
 class RolloutGroup(_Lenient):
     name: str
     state: str = "unspecified"
@@ -50,6 +58,7 @@ class RolloutGroup(_Lenient):
     present_count: NonNegativeInt = 0
     up_to_date_count: NonNegativeInt = 0
     canary_count: NonNegativeInt = 0
+    canaries: list[Canary] = []
     last_update_reason: str = ""
 
     @field_validator("state", mode="before")

@@ -23,11 +23,11 @@ from exporter.models.inventory import Instance, InventoryParseError, parse_inven
 from exporter.sources.base import Source
 from exporter.sources.tctl import run_tenant_tctl
 from exporter.state import Hub, TenantState
-from exporter.update_groups import group_versions
+from exporter.update_groups import GroupPlan, plan_groups
 
-Inputs = tuple[str | None, str | None, tuple[tuple[str, str], ...] | None]
+Inputs = tuple[str | None, str | None, GroupPlan | None]
 """What a derivation depends on besides the instances: control-plane version, target version,
-the rollout's group versions (None without a rollout)."""
+the rollout's group plan (None without a rollout)."""
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +94,7 @@ class InventorySource(Source):
                 if instances is None:
                     return
             inputs = self._inputs()
-            control_plane, target, groups = inputs
-            view = derive_fleet(
-                instances, control_plane, target, dict(groups) if groups is not None else None
-            )
+            view = derive_fleet(instances, *inputs)
             families = fleet_families(tenant.name, view, tenant.config.inventory.per_agent_metrics)
             self.hub.publish(self.key, families)
             tenant.inventory = instances
@@ -106,9 +103,11 @@ class InventorySource(Source):
 
     def _inputs(self) -> Inputs:
         tenant = self.tenant
-        rollout = tenant.rollout
-        groups = tuple(group_versions(rollout).items()) if rollout is not None else None
-        return (tenant.control_plane_version, tenant.target_agent_version, groups)
+        return (
+            tenant.control_plane_version,
+            tenant.target_agent_version,
+            plan_groups(tenant.rollout),
+        )
 
     def _versions_changed(self, tenant: TenantState) -> None:
         """Hub callback (event loop): re-derive the last good fleet against the new versions,
