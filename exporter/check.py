@@ -290,7 +290,10 @@ def build_report(
         view = None
         if tenant.inventory is not None:
             view = derive_fleet(
-                tenant.inventory, tenant.control_plane_version, tenant.target_agent_version
+                tenant.inventory,
+                tenant.control_plane_version,
+                tenant.target_agent_version,
+                plan_groups(tenant.rollout),
             )
             _fleet_section(report, tenant, view)
         if tenant.rollout is not None:
