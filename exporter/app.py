@@ -25,6 +25,7 @@ from exporter.sources.inventory import InventorySource
 from exporter.sources.ping import PingSource, ProbeRecorder
 from exporter.sources.rollout import RolloutSource
 from exporter.sources.statuspage import StatusPageSource
+from exporter.sources.tctl_version import TctlVersions, TctlVersionSource
 from exporter.state import Hub
 from exporter.webconfig import BasicAuth, WebConfig
 
@@ -37,12 +38,15 @@ def build_sources(hub: Hub, record: ProbeRecorder | None) -> list[Source]:
     """One source per enabled subject: a probe per tenant, fleet and rollout when enabled,
     and the status page when it has a URL."""
     sources: list[Source] = []
+    tctl_versions = TctlVersions(hub)
     for tenant in hub.tenants.values():
         sources.append(PingSource(hub, tenant, record))
         if tenant.config.inventory.enabled:
             sources.append(InventorySource(hub, tenant))
         if tenant.config.rollout.enabled:
             sources.append(RolloutSource(hub, tenant))
+        if tenant.config.inventory.enabled or tenant.config.rollout.enabled:
+            sources.append(TctlVersionSource(hub, tenant, tctl_versions))
     if hub.settings.status_page.url:
         sources.append(StatusPageSource(hub, hub.settings.status_page))
     return sources

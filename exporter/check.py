@@ -1,8 +1,13 @@
 """`check`: collect every source once and print a report a person can act on.
 
 Exit code 0 when healthy, 1 when there are findings (probe failing, agents unsupported or
-blocking the next upgrade, agents not enrolled in automatic updates, a rolled-back group, a
-major status-page incident, the SLA breached), 2 when a source could not be collected.
+blocking the next upgrade, agents not enrolled in automatic updates or whose updater is disabled
+or pinned while they are behind, agents stuck in a rollout group, a rolled-back group, a tctl the
+control plane no longer supports, a major status-page incident, the SLA breached), 2 when a
+source could not be collected.
+
+Agent lists are summarised by version first (version, majors behind, count, upgrader kinds),
+then the first hosts are named: a fleet of thousands stays readable.
 """
 
 from __future__ import annotations
@@ -18,14 +23,17 @@ import anyio
 from exporter.app import build_sources, close_sources
 from exporter.config import Settings
 from exporter.errors import SourceError
-from exporter.fleet import FleetView, derive_fleet
+from exporter.fleet import AgentView, FleetView, derive_fleet, not_updating, summarise_by_version
 from exporter.ledger import Ledger, LedgerError
 from exporter.models.rollout import Rollout
 from exporter.runtime import Runtime
 from exporter.sla import month_bounds, summarize
 from exporter.sources.base import Source
 from exporter.sources.ping import PingSource
+from exporter.sources.tctl_version import TctlVersionSource
 from exporter.state import Hub, TenantState
+from exporter.update_groups import plan_groups
+from exporter.versions import same_version
 
 BLOCKING_SHOWN = 20
 EXIT_HEALTHY, EXIT_FINDINGS, EXIT_UNCOLLECTED = 0, 1, 2
@@ -68,6 +76,25 @@ async def _collect(
     return results
 
 
+def _agent_table(report: Report, agents: list[AgentView]) -> None:
+    """`agents` by version (most urgent first), then the first BLOCKING_SHOWN hosts."""
+    report.add(f"    {'VERSION':<20} {'BEHIND':>6} {'AGENTS':>7}  UPGRADERS")
+    for row in summarise_by_version(agents):
+        behind = "?" if row.majors_behind is None else str(row.majors_behind)
+        report.add(
+            f"    {row.version[:20]:<20} {behind:>6} {row.agents:>7}  {', '.join(row.upgraders)}"
+        )
+    report.add(f"    {'HOSTNAME':<32} {'VERSION':<16} {'UPGRADER':<20} {'UPDATER':<12} BEHIND")
+    for agent in agents[:BLOCKING_SHOWN]:
+        behind = "?" if agent.majors_behind is None else str(agent.majors_behind)
+        report.add(
+            f"    {agent.hostname[:32]:<32} {agent.version[:16]:<16} "
+            f"{agent.upgrader[:20]:<20} {agent.updater_status[:12]:<12} {behind}"
+        )
+    if len(agents) > BLOCKING_SHOWN:
+        report.add(f"    ... and {len(agents) - BLOCKING_SHOWN} more")
+
+
 def _fleet_section(report: Report, tenant: TenantState, view: FleetView) -> None:
     skew = ", ".join(f"{name} {count}" for name, count in view.by_skew.items())
     report.add(f"  Agents          {view.total}: {skew}")
@@ -83,14 +110,7 @@ def _fleet_section(report: Report, tenant: TenantState, view: FleetView) -> None
             f"  Next upgrade    BLOCKED by {len(view.blocking_agents)} agent(s) one or more "
             "majors behind:"
         )
-        report.add(f"    {'HOSTNAME':<32} {'VERSION':<16} {'UPGRADER':<20} BEHIND")
-        for agent in view.blocking_agents[:BLOCKING_SHOWN]:
-            report.add(
-                f"    {agent.hostname[:32]:<32} {agent.version[:16]:<16} "
-                f"{agent.upgrader[:20]:<20} {agent.majors_behind}"
-            )
-        if len(view.blocking_agents) > BLOCKING_SHOWN:
-            report.add(f"    ... and {len(view.blocking_agents) - BLOCKING_SHOWN} more")
+        _agent_table(report, view.blocking_agents)
     elif view.upgrade_blocked is False:
         report.add(
             "  Next upgrade    not blocked: every agent is on the control plane's major or newer"
@@ -108,11 +128,82 @@ def _fleet_section(report: Report, tenant: TenantState, view: FleetView) -> None
         report.findings.append(
             f"{tenant.name}: {enrolment['none']} agent(s) not enrolled in automatic updates"
         )
+    _not_updating_section(report, tenant, view)
     if view.outdated is not None and view.target_version:
         report.add(
             f"  Outdated        {view.outdated} agent(s) not on the target version "
             f"{view.target_version}"
         )
+
+
+def _not_updating_section(report: Report, tenant: TenantState, view: FleetView) -> None:
+    """Agents whose updater is disabled or pinned never update by themselves: a finding when
+    they are behind the target or block the next upgrade."""
+    frozen = not_updating(view.agents)
+    if not frozen:
+        return
+    target = view.target_version
+    stuck_behind = [
+        agent
+        for agent in frozen
+        if (agent.majors_behind is not None and agent.majors_behind >= 1)
+        or (target is not None and not same_version(agent.version, target))
+    ]
+    stuck_behind.sort(key=lambda agent: (-(agent.majors_behind or 0), agent.hostname))
+    kinds = ", ".join(
+        f"{status} {sum(agent.updater_status == status for agent in frozen)}"
+        for status in ("disabled", "pinned")
+    )
+    report.add(f"  Updater off     {len(frozen)} agent(s) will not update by themselves: {kinds}")
+    if stuck_behind:
+        report.findings.append(
+            f"{tenant.name}: {len(stuck_behind)} agent(s) with a disabled or pinned updater are "
+            "behind the target or block the next upgrade"
+        )
+        report.add(
+            f"  Updater off     {len(stuck_behind)} of them behind the target or blocking "
+            "(run `teleport-update enable` / `unpin` on them):"
+        )
+        _agent_table(report, stuck_behind)
+
+
+def _stuck_section(report: Report, tenant: TenantState, view: FleetView, rollout: Rollout) -> None:
+    """Per update group, the agents not on the group's version of the moment."""
+    plan = plan_groups(rollout)
+    if plan is None:
+        return
+    versions = plan.versions
+    by_group: dict[str, list[AgentView]] = {}
+    for agent in view.agents:
+        if plan.is_stuck(agent.server_id, agent.update_group, agent.version):
+            by_group.setdefault(agent.update_group, []).append(agent)
+    for group in versions:  # the rollout's order
+        agents = by_group.get(group)
+        if not agents:
+            continue
+        report.findings.append(
+            f"{tenant.name}: {len(agents)} agent(s) of update group {group} are not on its "
+            f"version {versions[group]}"
+        )
+        report.add(f"  Stuck in {group}: {len(agents)} agent(s) not on {versions[group]}:")
+        agents.sort(key=lambda agent: (-(agent.majors_behind or 0), agent.hostname))
+        _agent_table(report, agents)
+
+
+def _tctl_section(report: Report, tenant: TenantState, source: TctlVersionSource) -> None:
+    if source.version is None:
+        return
+    plane = tenant.control_plane_version
+    if source.compatible is False:
+        report.add(f"  tctl            {source.version}: NOT supported by control plane {plane}")
+        report.findings.append(
+            f"{tenant.name}: tctl {source.version} is not supported by control plane {plane} "
+            "(tctl must be on its major or one below)"
+        )
+    elif source.compatible:
+        report.add(f"  tctl            {source.version}: supported by control plane {plane}")
+    else:
+        report.add(f"  tctl            {source.version}")
 
 
 def _rollout_section(report: Report, tenant: TenantState, rollout: Rollout) -> None:
@@ -121,9 +212,11 @@ def _rollout_section(report: Report, tenant: TenantState, rollout: Rollout) -> N
         f"  Rollout         {spec.start_version} -> {spec.target_version}, mode "
         f"{spec.autoupdate_mode}, strategy {spec.strategy}, schedule {spec.schedule}"
     )
+    plan = plan_groups(rollout)
+    versions = plan.versions if plan is not None else {}
     for group in rollout.status.groups:
         report.add(
-            f"    {group.name:<20} {group.state:<12} "
+            f"    {group.name:<20} {group.state:<12} runs {versions.get(group.name, '?'):<16} "
             f"{group.up_to_date_count}/{group.present_count} up to date"
         )
         if group.state == "rolledback":
@@ -165,6 +258,7 @@ def build_report(
         if error is not None:
             report.failures.append(f"{kind} {target}: {error.reason}: {error.message}")
     probes = {s.target: s for s in sources if isinstance(s, PingSource)}
+    tctls = {s.target: s for s in sources if isinstance(s, TctlVersionSource)}
     for tenant in hub.tenants.values():
         report.add()
         report.add(f"Tenant {tenant.name} ({tenant.config.proxy})")
@@ -191,16 +285,21 @@ def build_report(
                 f"{tenant.ping.cluster_name}), target agent version "
                 f"{tenant.target_agent_version or 'unknown'}"
             )
+        if tenant.name in tctls:
+            _tctl_section(report, tenant, tctls[tenant.name])
+        view = None
         if tenant.inventory is not None:
-            _fleet_section(
-                report,
-                tenant,
-                derive_fleet(
-                    tenant.inventory, tenant.control_plane_version, tenant.target_agent_version
-                ),
+            view = derive_fleet(
+                tenant.inventory,
+                tenant.control_plane_version,
+                tenant.target_agent_version,
+                plan_groups(tenant.rollout),
             )
+            _fleet_section(report, tenant, view)
         if tenant.rollout is not None:
             _rollout_section(report, tenant, tenant.rollout)
+            if view is not None:
+                _stuck_section(report, tenant, view, tenant.rollout)
         _sla_section(report, settings, tenant, now)
     if hub.status is not None:
         status = hub.status

@@ -79,7 +79,9 @@ class InventoryConfig(_Strict):
     interval: Duration = 60.0
     timeout: Duration = 60.0
     per_agent_metrics: bool = True
-    max_output_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    # ~630 bytes per agent as tctl prints it: 64 MiB holds 100,000 agents, and parsing that much
+    # still fits the shipped 512 MiB memory limit (256 MiB of JSON would need over 1 GiB).
+    max_output_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
 
 
 class RolloutConfig(_Strict):

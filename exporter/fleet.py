@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from exporter.models.inventory import Instance
+from exporter.models.inventory import Instance, updater_status_name
+from exporter.update_groups import GroupPlan, stuck_by_group
 from exporter.versions import Version, normalise, parse
 
 Skew = Literal["current", "one_major_behind", "unsupported_old", "unsupported_newer", "unknown"]
@@ -32,6 +33,10 @@ SKEWS: tuple[Skew, ...] = (
 )
 CONTROL_PLANE_SERVICES = frozenset({"Auth", "Proxy"})
 NO_UPGRADER = "none"
+UPDATER_STATUSES = ("ok", "disabled", "pinned", "unreadable", "unspecified")
+"""Every updater status, `unspecified` for agents that report none (v1 `unit`, older agents)."""
+NOT_UPDATING = frozenset({"disabled", "pinned"})
+"""Updater statuses of agents that have an upgrader yet will never update by themselves."""
 MAX_LABEL_LENGTH = 128
 """Upstream strings become label values; a cap keeps one odd record from bloating the body."""
 
@@ -50,6 +55,8 @@ class AgentView(NamedTuple):
     """ext_upgrader, or `none` when the agent is not enrolled in automatic updates."""
     upgrader_version: str
     update_group: str
+    updater_status: str
+    """ok, disabled, pinned, unreadable, or unspecified when the agent reports none."""
     skew: Skew
     majors_behind: int | None
     """Control-plane major minus the agent's; negative when newer; None when either is unknown."""
@@ -61,6 +68,8 @@ class FleetView:
     agents: list[AgentView]
     by_version_upgrader: dict[tuple[str, str], int]
     by_service: dict[str, int]
+    by_updater_status: dict[tuple[str, str], int]
+    """(upgrader, status) -> agents; every status of UPDATER_STATUSES per upgrader present."""
     by_skew: dict[Skew, int]
     """Every skew class, 0 when no agent is in it."""
     outdated: int | None
@@ -74,6 +83,9 @@ class FleetView:
     target_version: str | None
     excluded_control_plane: int
     """Teleport-managed Auth/Proxy instances left out."""
+    stuck_by_group: dict[str, int] | None = None
+    """Per Managed Updates v2 group, agents not on the group's version of the moment; None
+    without a rollout."""
 
     @property
     def total(self) -> int:
@@ -111,8 +123,10 @@ def derive_fleet(
     instances: Iterable[Instance],
     control_plane_version: str | None,
     target_version: str | None,
+    groups: GroupPlan | None = None,
 ) -> FleetView:
-    """Skew, enrolment and outdated counts of the customer agents in `instances`."""
+    """Skew, enrolment and outdated counts of the customer agents in `instances`; with
+    `groups` (a rollout's GroupPlan) also the stuck agents per update group."""
     control_plane = parse(control_plane_version) if control_plane_version else None
     cp_major = control_plane.major if control_plane is not None else None
     target = normalise(target_version) if target_version else None
@@ -135,6 +149,8 @@ def derive_fleet(
     # Fleets have few distinct versions and service sets: classify each once.
     version_facts: dict[str, tuple[str, Skew, int | None, bool]] = {}
     upgrader_versions: dict[str, str] = {}
+    statuses: dict[int | str, str] = {}
+    by_updater_status: dict[tuple[str, str], int] = {}
     service_labels: dict[tuple[str, ...], str] = {}
     service_sets: dict[tuple[str, ...], int] = {}
     by_version_upgrader: dict[tuple[str, str], int] = {}
@@ -176,6 +192,15 @@ def derive_fleet(
                 raw_upgrader_version
             )
         info = spec.updater_info
+        if info is None:
+            status = "unspecified"
+        else:
+            raw_status = info.updater_status
+            status = statuses.get(raw_status) or statuses.setdefault(
+                raw_status, updater_status_name(raw_status)
+            )
+        status_key = (upgrader, status)
+        by_updater_status[status_key] = by_updater_status.get(status_key, 0) + 1
         agents.append(
             AgentView(
                 server_id[:cap],
@@ -185,6 +210,7 @@ def derive_fleet(
                 upgrader,
                 upgrader_version,
                 info.update_group[:cap] if info is not None else "",
+                status,
                 skew,
                 behind,
                 instance.last_seen_timestamp,
@@ -197,6 +223,16 @@ def derive_fleet(
             name = service[:cap]
             by_service[name] = by_service.get(name, 0) + count
 
+    # Every status per upgrader kind present, so a status that empties reads 0, not absent.
+    for upgrader in {upgrader for upgrader, _ in by_updater_status}:
+        for status in UPDATER_STATUSES:
+            by_updater_status.setdefault((upgrader, status), 0)
+    stuck = (
+        stuck_by_group(((a.server_id, a.update_group, a.version) for a in agents), groups)
+        if groups is not None
+        else None
+    )
+
     blocking = sorted(
         (agent for agent in agents if agent.majors_behind is not None and agent.majors_behind >= 1),
         key=lambda agent: (-(agent.majors_behind or 0), agent.hostname, agent.server_id),
@@ -205,6 +241,7 @@ def derive_fleet(
         agents=agents,
         by_version_upgrader=by_version_upgrader,
         by_service=dict(sorted(by_service.items())),
+        by_updater_status=dict(sorted(by_updater_status.items())),
         by_skew=by_skew,
         outdated=outdated if target is not None else None,
         upgrade_blocked=bool(blocking) if cp_major is not None else None,
@@ -213,4 +250,36 @@ def derive_fleet(
         control_plane_major=cp_major,
         target_version=target,
         excluded_control_plane=excluded,
+        stuck_by_group=stuck,
     )
+
+
+class VersionSummary(NamedTuple):
+    """Agents sharing one version, for a report: most urgent first."""
+
+    version: str
+    majors_behind: int | None
+    agents: int
+    upgraders: tuple[str, ...]
+    """Upgrader kinds among them, sorted."""
+
+
+def summarise_by_version(agents: Iterable[AgentView]) -> list[VersionSummary]:
+    """`agents` grouped by version: furthest behind first, then by count (largest first)."""
+    counts: dict[str, int] = {}
+    behind: dict[str, int | None] = {}
+    upgraders: dict[str, set[str]] = {}
+    for agent in agents:
+        counts[agent.version] = counts.get(agent.version, 0) + 1
+        behind[agent.version] = agent.majors_behind
+        upgraders.setdefault(agent.version, set()).add(agent.upgrader)
+    rows = [
+        VersionSummary(version, behind[version], count, tuple(sorted(upgraders[version])))
+        for version, count in counts.items()
+    ]
+    return sorted(rows, key=lambda row: (-(row.majors_behind or 0), -row.agents, row.version))
+
+
+def not_updating(agents: Iterable[AgentView]) -> list[AgentView]:
+    """Agents whose updater is disabled or pinned: enrolled on paper, yet never updating."""
+    return [agent for agent in agents if agent.updater_status in NOT_UPDATING]

@@ -315,6 +315,7 @@ AGENT_INFO = _family(
     "upgrader",
     "upgrader_version",
     "update_group",
+    "updater_status",
 )
 AGENT_MAJORS_BEHIND = _family(
     "fleet",

@@ -45,6 +45,12 @@ class TenantState:
 
     @property
     def target_agent_version(self) -> str | None:
+        """The rollout's target whenever a Managed Updates v2 rollout exists, else ping's
+        `agent_version`, else the v1 channel's. Ping answers for one update group (without
+        `?group=`, the rollout's last, usually unstarted): during a rollout its version is the
+        start version, not where the fleet is going."""
+        if self.rollout is not None and self.rollout.spec.target_version:
+            return self.rollout.spec.target_version
         if self.ping and self.ping.auto_update and self.ping.auto_update.agent_version:
             return self.ping.auto_update.agent_version
         return self.channel_version
@@ -60,7 +66,8 @@ class Hub:
     status: Summary | None = None
     """Last good status-page summary (maintenance windows feed the SLA ledger)."""
     on_versions_changed: list[Callable[[TenantState], None]] = field(default_factory=list)
-    """Called when a tenant's control-plane or target version changes (fleet re-derivation)."""
+    """Called when a tenant's control-plane or target version, or its rollout, changes (fleet
+    re-derivation, tctl compatibility)."""
 
     def __post_init__(self) -> None:
         for tenant in self.settings.tenants:

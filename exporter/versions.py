@@ -63,3 +63,12 @@ def major_of(text: str | None) -> int | None:
         return None
     version = parse(text)
     return version.major if version is not None else None
+
+
+def same_version(left: str, right: str) -> bool:
+    """Whether two version strings name the same version (`v18.1.4` == `18.1.4`); unparseable
+    ones compare by their normalised text."""
+    parsed_left, parsed_right = parse(left), parse(right)
+    if parsed_left is not None and parsed_right is not None:
+        return parsed_left == parsed_right
+    return normalise(left) == normalise(right)

@@ -69,7 +69,7 @@ def test_healthy_tenant_exits_0(tmp_path: Path) -> None:
     agents = [
         _agent(1, "18.1.4", "unit"),
         _agent(2, "18.1.4", "kube"),
-        _agent(3, "v18.1.4", "updater"),
+        _agent(3, "v18.1.4", "binary"),
     ]
     recorded.write_text(json.dumps(agents, indent=2))
     tctl = write_fake_tctl(tmp_path / "healthy", {"inventory_file": str(recorded), "rollout": None})
@@ -93,3 +93,58 @@ def test_uncollectable_source_exits_2(skewed: tuple[SimulatedTenant, Path], tmp_
     report = out.getvalue()
     failures = report[report.index("Could not collect:") :]
     assert "  - inventory demo: auth: " in failures and "access denied" in failures
+
+
+def _binary(index: int, version: str, group: str, status: int) -> dict[str, object]:
+    record = _agent(index, version, "binary")
+    spec = record["spec"]
+    assert isinstance(spec, dict)
+    spec["UpdaterInfo"] = {"UpdateGroup": group, "UpdaterStatus": status}
+    return record
+
+
+def test_pinned_disabled_and_stuck_agents_summarised(tmp_path: Path) -> None:
+    """Rollout 18.0.2 -> 18.1.4, dev active, prod unstarted. Summaries by version come first,
+    then hosts; pinned and disabled agents behind the target are a finding."""
+    sim, _ = start_simulator("healthy", 1, tmp_path)
+    agents = [
+        _binary(1, "18.1.4", "dev", 1),
+        _binary(2, "17.3.7", "dev", 3),  # pinned, a major behind: blocks, stuck
+        _binary(3, "17.3.7", "dev", 2),  # disabled, a major behind: blocks, stuck
+        _binary(4, "18.0.2", "dev", 2),  # disabled, behind the target: stuck
+        _binary(5, "18.0.2", "prod", 1),  # unstarted group on the start version: waiting
+        _binary(6, "18.1.4", "prod", 3),  # pinned but on the target
+        _agent(7, "17.3.7", "unit"),
+    ]
+    recorded = tmp_path / "inventory.json"
+    recorded.write_text(json.dumps(agents, indent=2))
+    rollout = {"groups": ["dev", "prod"], "states": ["active", "unstarted"]}
+    tctl = write_fake_tctl(tmp_path / "t", {"inventory_file": str(recorded), "rollout": rollout})
+    sim.state.apply({"rollout": rollout})
+    sim.start_in_thread()
+    try:
+        out = io.StringIO()
+        assert run_check(_settings(sim, tctl), out) == 1
+    finally:
+        sim.stop()
+    report = out.getvalue()
+    assert "target agent version 18.1.4" in report  # the rollout's, not ping's 18.0.2
+    blocked = report[report.index("Next upgrade    BLOCKED by 3 agent(s)") :]
+    summary = blocked.splitlines()[1:3]
+    assert summary[0].split() == ["VERSION", "BEHIND", "AGENTS", "UPGRADERS"]
+    assert summary[1].split() == ["17.3.7", "1", "3", "binary,", "unit"]
+    assert (
+        "Updater off     4 agent(s) will not update by themselves: disabled 2, pinned 2" in report
+    )
+    frozen = report[report.index("Updater off     3 of them") :].splitlines()
+    assert frozen[2].split() == ["17.3.7", "1", "2", "binary"]
+    assert frozen[3].split() == ["18.0.2", "0", "1", "binary"]
+    hosts = [line.split()[0] for line in frozen[5:8]]
+    assert hosts == ["node-2", "node-3", "node-4"]
+    assert [line.split()[3] for line in frozen[5:8]] == ["pinned", "disabled", "disabled"]
+    stuck = report[report.index("Stuck in dev: 3 agent(s) not on 18.1.4") :].splitlines()
+    assert stuck[2].split() == ["17.3.7", "1", "2", "binary"]
+    assert "Stuck in prod: 1 agent(s) not on 18.0.2" in report  # node-6 is on 18.1.4
+    findings = report[report.index("Findings:") :]
+    assert "3 agent(s) with a disabled or pinned updater are behind the target" in findings
+    assert "3 agent(s) of update group dev are not on its version 18.1.4" in findings

@@ -4,6 +4,7 @@ scraped over HTTP, linted by promtool, stopped by SIGTERM; and behind TLS, mTLS 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ from exporter import metrics as m
 from exporter.simulator.demo import demo_config, start_simulator
 from exporter.simulator.server import SimulatedTenant
 from tests.conftest import parse_samples, series, value
+from tests.test_fleet import _valid
 
 STARTUP_SECONDS = 30
 
@@ -284,3 +286,101 @@ def test_tls_mtls_and_basic_auth(demo_sim: tuple[SimulatedTenant, Path], tmp_pat
             no_cert.get(exporter.base + "/healthz")
     finally:
         exporter.stop()
+
+
+def _tctl_json(tctl: Path, *args: str) -> Any:
+    identity = tctl.parent / "identity"
+    command = [str(tctl), "--auth-server=x:443", "-i", str(identity), *args, "--format=json"]
+    env = {**os.environ, "TELEPORT_TOOLS_VERSION": "off"}
+    done = subprocess.run(command, capture_output=True, env=env, timeout=60, check=True)
+    return json.loads(done.stdout)
+
+
+def _bare(version: str) -> str:
+    return version[1:] if version[:1] == "v" and version[1:2].isdigit() else version
+
+
+def test_rollout_in_progress_target_outdated_stuck_and_updater_status(
+    running: tuple[Exporter, httpx.Client], demo_sim: tuple[SimulatedTenant, Path]
+) -> None:
+    """The demo tenant runs a rollout whose last group is unstarted, so ping (no group) reports
+    the start version. Expected figures come from the fake tctl's own output, computed here."""
+    exporter, client = running
+    sim, tctl = demo_sim
+    (rollout,) = _tctl_json(tctl, "get", "autoupdate_agent_rollout")
+    start, target = rollout["spec"]["start_version"], rollout["spec"]["target_version"]
+    groups = rollout["status"]["groups"]
+    assert groups[-1]["state"].endswith("UNSTARTED") and start != target
+    context = ssl.create_default_context(cafile=str(sim.ca_file))
+    ping = httpx.get(sim.url + "/webapi/ping", verify=context, timeout=5).json()
+    assert ping["auto_update"]["agent_version"] == start  # the precondition that misled
+
+    records = [
+        record
+        for record in _tctl_json(tctl, "inventory", "ls")
+        if _valid(record) and not {"Auth", "Proxy"} & set(record["spec"]["services"])
+    ]
+    outdated = sum(_bare(record["spec"]["version"]) != target for record in records)
+    group_version = {
+        group["name"]: target if group["state"].endswith(("ACTIVE", "DONE")) else start
+        for group in groups
+    }
+    stuck = dict.fromkeys(group_version, 0)
+    by_status: dict[tuple[str, str], int] = {}
+    status_names = {1: "ok", 2: "disabled", 3: "pinned", 4: "unreadable"}
+    for record in records:
+        spec = record["spec"]
+        info = spec.get("UpdaterInfo")
+        group = (info or {}).get("UpdateGroup")
+        if group in group_version and _bare(spec["version"]) != group_version[group]:
+            stuck[group] += 1
+        status = status_names.get((info or {}).get("UpdaterStatus", 0), "unspecified")
+        key = (spec.get("ext_upgrader", "none"), status)
+        by_status[key] = by_status.get(key, 0) + 1
+    assert by_status.get(("binary", "pinned")) and by_status.get(("binary", "disabled"))
+
+    deadline = time.monotonic() + 20  # the rollout may land just after the first fleet
+    while True:
+        samples = parse_samples(client.get(exporter.base + "/metrics").text)
+        target_series = series(samples, "teleport_cloud_agent_target_version_info")
+        if target_series == [{"tenant": "demo", "version": target}]:
+            break
+        assert time.monotonic() < deadline, target_series
+        time.sleep(0.5)
+    assert value(samples, "teleport_cloud_agents_outdated", tenant="demo") == outdated
+    for group, count in stuck.items():
+        assert (
+            value(
+                samples, "teleport_cloud_autoupdate_group_agents_stuck", tenant="demo", group=group
+            )
+            == count
+        ), group
+        assert (
+            value(
+                samples,
+                "teleport_cloud_autoupdate_group_version_info",
+                tenant="demo",
+                group=group,
+                version=group_version[group],
+            )
+            == 1
+        )
+    for (upgrader, status), count in by_status.items():
+        assert (
+            value(
+                samples,
+                "teleport_cloud_agents_by_updater_status",
+                tenant="demo",
+                upgrader=upgrader,
+                status=status,
+            )
+            == count
+        ), (upgrader, status)
+    info = series(samples, "teleport_cloud_agent_info")
+    assert sum(labels["updater_status"] == "pinned" for labels in info) == sum(
+        count for (_, status), count in by_status.items() if status == "pinned"
+    )
+    assert value(samples, "teleport_cloud_tctl_compatible", tenant="demo") == 1
+    assert series(samples, "teleport_cloud_tctl_version_info") == [{"version": "18.1.4"}]
+    assert value(samples, "teleport_cloud_source_up", source="rollout", target="demo") == 1
+    assert value(samples, "teleport_cloud_source_up", source="tctl_version", target="demo") == 1

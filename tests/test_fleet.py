@@ -16,14 +16,30 @@ import pytest
 
 from exporter.collectors.fleet import fleet_families
 from exporter.exposition import Exposition
-from exporter.fleet import MAX_LABEL_LENGTH, FleetView, classify, derive_fleet
-from exporter.models.inventory import Instance, InventoryParseError, parse_inventory
+from exporter.fleet import (
+    MAX_LABEL_LENGTH,
+    FleetView,
+    VersionSummary,
+    classify,
+    derive_fleet,
+    not_updating,
+    summarise_by_version,
+)
+from exporter.models.inventory import (
+    Instance,
+    InventoryParseError,
+    parse_inventory,
+    updater_status_name,
+)
 from exporter.simulator.fleetgen import generate_inventory
+from exporter.update_groups import GroupPlan
 from exporter.versions import MAX_RAW_LENGTH, Version
 from tests.conftest import Samples, parse_samples, series, value
 
 FIXTURE = Path(__file__).parent / "fixtures" / "inventory_small.json"
 SKEWS = ("current", "one_major_behind", "unsupported_old", "unsupported_newer", "unknown")
+NAMES = ("unspecified", "ok", "disabled", "pinned", "unreadable")
+CP = ("auth-0", "proxy-0")
 
 
 def _valid(record: Any) -> bool:
@@ -162,6 +178,12 @@ def _record(
     return {"kind": "instance", "version": "v1", "metadata": {"name": name}, "spec": spec}
 
 
+def _grouped(name: str, version: str, group: str) -> dict[str, Any]:
+    record = _record(name, version, upgrader="binary")
+    record["spec"]["UpdaterInfo"] = {"UpdateGroup": group, "UpdaterStatus": 1}
+    return record
+
+
 def test_recorded_fixture() -> None:
     parsed = parse_inventory(FIXTURE.read_bytes())
     assert parsed.skipped == 0
@@ -225,7 +247,7 @@ def test_generated_fleet_matches_independent_counts(mix: str, seed: int) -> None
         # the known mix: three majors, one newer, one garbage, every upgrader kind and none
         assert all(expected["by_skew"][skew] > 0 for skew in SKEWS)
         upgraders = {upgrader for _, upgrader in expected["by_version_upgrader"]}
-        assert {"unit", "kube", "updater", "integration_awsoidc", "none"} <= upgraders
+        assert {"unit", "kube", "binary", "integration_awsoidc", "none"} <= upgraders
     else:
         assert expected["by_skew"]["current"] == 3000
         assert view.upgrade_blocked is False and view.outdated == 0
@@ -365,17 +387,105 @@ def test_documents_that_are_not_arrays_fail(document: bytes) -> None:
         parse_inventory(document)
 
 
-def test_null_document_is_an_empty_fleet() -> None:
-    # Go marshals a nil slice as null
-    parsed = parse_inventory(b"null")
+@pytest.mark.parametrize("document", [b"null", b"{}", b'{"items": []}'])
+def test_output_tctl_never_prints_is_a_parse_error(document: bytes) -> None:
+    # tctl prints an empty fleet as `[\n  \n]`; `null` or an object is a broken output, and
+    # taking it for an empty fleet would wipe the last good one.
+    with pytest.raises(InventoryParseError):
+        parse_inventory(document)
+
+
+def test_empty_fleet_as_tctl_prints_it() -> None:
+    parsed = parse_inventory(b"[\n  \n]\n")
     assert parsed.instances == [] and parsed.skipped == 0
 
 
-def test_updater_status_by_number_or_name() -> None:
-    records = json.loads(FIXTURE.read_text())
+def test_updater_status_numbers_and_names() -> None:
     statuses = {
         instance.spec.hostname: instance.spec.updater_info.status_name
-        for instance in parse_inventory(json.dumps(records).encode()).instances
+        for instance in parse_inventory(FIXTURE.read_bytes()).instances
         if instance.spec.updater_info is not None
     }
-    assert statuses == {"node-2": "OK", "app-rc": "PINNED"}
+    assert statuses == {"node-2": "ok", "app-rc": "pinned", "discovery-dev": "disabled"}
+    cases: list[tuple[int | str, str]] = [
+        (1, "ok"),
+        (2, "disabled"),
+        (3, "pinned"),
+        (4, "unreadable"),
+        (0, "unspecified"),
+        ("UPDATER_STATUS_PINNED", "pinned"),
+        ("DISABLED", "disabled"),
+        ("2", "disabled"),
+        (9, "unknown_9"),
+    ]
+    for raw, name in cases:
+        assert updater_status_name(raw) == name, raw
+
+
+def test_updater_status_families_and_agent_label() -> None:
+    view = derive_fleet(parse_inventory(FIXTURE.read_bytes()).instances, "18.1.4", "18.1.4")
+    samples = exposed(view)
+    records = [r for r in json.loads(FIXTURE.read_text()) if r["spec"]["hostname"] not in CP]
+    expected: Counter[tuple[str, str]] = Counter()
+    for record in records:
+        spec = record["spec"]
+        info = spec.get("UpdaterInfo")
+        status = "unspecified" if info is None else NAMES[info.get("UpdaterStatus", 0)]
+        expected[(spec.get("ext_upgrader") or "none", status)] += 1
+    upgraders = {upgrader for upgrader, _ in expected}
+    for upgrader in upgraders:  # every status for every upgrader present, 0 when none
+        for status in NAMES:
+            got = value(
+                samples,
+                "teleport_cloud_agents_by_updater_status",
+                tenant="t",
+                upgrader=upgrader,
+                status=status,
+            )
+            assert got == expected.get((upgrader, status), 0), (upgrader, status)
+    assert len(series(samples, "teleport_cloud_agents_by_updater_status")) == 5 * len(upgraders)
+    info = {labels["hostname"]: labels for labels in series(samples, "teleport_cloud_agent_info")}
+    assert info["app-rc"]["updater_status"] == "pinned"
+    assert info["discovery-dev"]["updater_status"] == "disabled"
+    assert info["node-1"]["updater_status"] == "unspecified"  # a v1 unit updater reports none
+    assert [agent.hostname for agent in not_updating(view.agents)] == ["app-rc", "discovery-dev"]
+
+
+def test_stuck_agents_per_group() -> None:
+    records = [
+        _grouped("d1", "18.1.4", "dev"),  # active group on target: fine
+        _grouped("d2", "18.0.2", "dev"),  # active group, still on start: stuck
+        _grouped("s1", "v18.0.2", "staging"),  # unstarted, on start: waiting, not stuck
+        _grouped("s2", "17.3.7", "staging"),  # unstarted, on neither: stuck
+        _grouped("x1", "17.3.7", "other"),  # a group the rollout does not list: ignored
+        _record("n1", "17.3.7"),  # no group at all: ignored
+    ]
+    plan = GroupPlan({"dev": "18.1.4", "staging": "18.0.2", "prod": "18.0.2"})
+    view = derive_fleet(_instances(records), "18.1.4", "18.1.4", plan)
+    assert view.stuck_by_group == {"dev": 1, "staging": 1, "prod": 0}
+    samples = exposed(view)
+    for group, count in view.stuck_by_group.items():
+        stuck = value(
+            samples, "teleport_cloud_autoupdate_group_agents_stuck", tenant="t", group=group
+        )
+        assert stuck == count
+    assert not series(
+        exposed(derive_fleet(_instances(records), "18.1.4", "18.1.4")),
+        "teleport_cloud_autoupdate_group_agents_stuck",
+    )
+
+
+def test_summary_by_version_most_urgent_first() -> None:
+    records = [
+        _record("a", "17.3.7", upgrader="unit"),
+        _record("b", "17.3.7", upgrader="binary"),
+        _record("c", "17.3.7"),
+        _record("d", "16.4.1", upgrader="kube"),
+        _record("e", "18.1.4"),
+    ]
+    view = derive_fleet(_instances(records), "18.1.4", "18.1.4")
+    rows = summarise_by_version(view.blocking_agents)
+    assert rows == [
+        VersionSummary("16.4.1", 2, 1, ("kube",)),
+        VersionSummary("17.3.7", 1, 3, ("binary", "none", "unit")),
+    ]

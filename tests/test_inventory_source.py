@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -347,3 +348,66 @@ def test_classify_failure(stderr: str, reason: str | None) -> None:
 def test_stderr_summary_never_carries_key_material() -> None:
     summary = summarise_stderr(b"ERROR: bad identity\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n")
     assert "MIIEow" not in summary and summary.startswith("ERROR: bad identity")
+
+
+@pytest.mark.parametrize("document", ["null", "{}", '{"items": []}'])
+def test_output_tctl_never_prints_keeps_the_last_good_fleet(tmp_path: Path, document: str) -> None:
+    hub, tenant, source, _ = _setup(tmp_path, {"inventory": FLEET})
+    _set_ping(tenant)
+    anyio.run(source.refresh)
+    before, kept = hub.exposition.body(), tenant.inventory
+    recorded = tmp_path / "broken.json"
+    recorded.write_text(document + "\n")
+    write_fake_tctl(tmp_path / "bin", {"inventory_file": str(recorded)})
+    assert _failure(source).reason == "parse"
+    assert hub.exposition.body() == before and tenant.inventory is kept
+
+
+_MEMORY_PROBE = """
+import anyio, json, sys
+from pathlib import Path
+from exporter.config import Settings
+from exporter.errors import SourceError
+from exporter.state import Hub
+from exporter.sources.inventory import InventorySource
+
+def rss():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+
+tctl, identity = sys.argv[1], sys.argv[2]
+settings = Settings(state_dir=".", tenants=[{"proxy": "127.0.0.1:3080", "name": "t",
+    "inventory": {"tctl": tctl, "identity_file": identity}}])
+hub = Hub(settings)
+source = InventorySource(hub, hub.tenants["t"])
+before = rss()
+try:
+    anyio.run(source.refresh)
+except SourceError as exc:
+    reason = exc.reason
+print(json.dumps({"reason": reason, "before": before, "after": rss(),
+    "limit": settings.tenants[0].inventory.max_output_bytes}))
+"""
+
+
+def test_memory_goes_back_down_after_an_oversized_output(tmp_path: Path) -> None:
+    """A runaway tctl printing more than the default cap (in a fresh process, so the figures are
+    its own): refused as too_large, and the process's resident memory returns close to where it
+    was, well below the shipped Kubernetes limit of 512 MiB."""
+    identity = tmp_path / "identity"
+    identity.write_text(IDENTITY_CONTENT)
+    limit = 64 * 1024 * 1024
+    fake = write_fake_tctl(tmp_path / "bin", {"fault": "huge", "huge_bytes": limit + 2**20})
+    result = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, str(fake), str(identity)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=True,
+    )
+    figures = json.loads(result.stdout)
+    assert figures["reason"] == "too_large" and figures["limit"] == limit
+    assert figures["after"] < 512 * 1024 * 1024
+    assert figures["after"] - figures["before"] < 64 * 1024 * 1024, figures

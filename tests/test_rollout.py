@@ -14,14 +14,21 @@ from exporter.collectors.rollout import rollout_families
 from exporter.config import Settings
 from exporter.errors import SourceError
 from exporter.exposition import Exposition
+from exporter.models.inventory import parse_inventory
+from exporter.models.ping import AutoUpdate, PingInfo
 from exporter.models.rollout import RolloutParseError, parse_rollout
-from exporter.simulator.fake_tctl import write_fake_tctl
+from exporter.runtime import Runtime
+from exporter.simulator.fake_tctl import NOT_FOUND_MESSAGES, write_fake_tctl
 from exporter.simulator.fleetgen import generate_rollout
+from exporter.sources.inventory import InventorySource
 from exporter.sources.rollout import RolloutSource
 from exporter.state import Hub
 from tests.conftest import Samples, parse_samples, series, value
 
 STATES = ("unstarted", "active", "done", "rolledback", "canary")
+ROLLOUT_INFO = "teleport_cloud_autoupdate_rollout_info"
+GROUP_VERSION = "teleport_cloud_autoupdate_group_version_info"
+STUCK = "teleport_cloud_autoupdate_group_agents_stuck"
 
 
 def _samples(families: list[Any]) -> Samples:
@@ -40,7 +47,9 @@ def test_parses_protojson_with_string_counts() -> None:
     assert [group.state for group in groups] == ["done", "active", "unstarted"]
     raw = resource["status"]["groups"]
     assert [group.present_count for group in groups] == [int(g["present_count"]) for g in raw]
-    assert [group.up_to_date_count for group in groups] == [int(g["up_to_date_count"]) for g in raw]
+    assert [group.up_to_date_count for group in groups] == [
+        int(g.get("up_to_date_count", 0)) for g in raw
+    ]
 
 
 def test_enum_numbers_and_unknown_states() -> None:
@@ -102,7 +111,7 @@ def test_families_state_set_and_counts() -> None:
         ) == int(raw["present_count"])
         assert value(
             samples, "teleport_cloud_autoupdate_group_agents_up_to_date", tenant="t", group=name
-        ) == int(raw["up_to_date_count"])
+        ) == int(raw.get("up_to_date_count", 0))
 
 
 def test_no_rollout_no_families() -> None:
@@ -175,3 +184,102 @@ def test_source_failures_keep_the_previous_rollout(tmp_path: Path, fault: str, r
     assert caught.value.reason == reason
     assert hub.exposition.body() == before
     assert hub.tenants["t"].rollout is not None
+
+
+@pytest.mark.parametrize("message", NOT_FOUND_MESSAGES)
+def test_every_not_found_wording_means_no_rollout(tmp_path: Path, message: str) -> None:
+    hub, source = _source(tmp_path, {"rollout": {}})
+    runtime = Runtime(hub, [source])
+    assert anyio.run(runtime.refresh_once, source) is None
+    assert series(parse_samples(hub.exposition.body().decode()), ROLLOUT_INFO)
+    _rewrite(tmp_path, {"rollout": None, "not_found_message": message})
+    assert anyio.run(runtime.refresh_once, source) is None  # no error counted
+    samples = parse_samples(hub.exposition.body().decode())
+    for family in (ROLLOUT_INFO, "teleport_cloud_autoupdate_group_state", GROUP_VERSION):
+        assert not series(samples, family), family
+    assert value(samples, "teleport_cloud_source_up", source="rollout", target="t") == 1
+    errors = [
+        labels
+        for labels in series(samples, "teleport_cloud_source_errors_total")
+        if labels["source"] == "rollout"
+        and value(samples, "teleport_cloud_source_errors_total", **labels) > 0
+    ]
+    assert errors == []
+    assert hub.tenants["t"].rollout is None
+
+
+@pytest.mark.parametrize("count", ['"-3"', "-3", '"three"', '"1.5"'])
+def test_negative_or_non_numeric_counts_are_a_parse_error(count: str) -> None:
+    document = (
+        '[{"kind": "autoupdate_agent_rollout", "spec": {"target_version": "18.1.4"}, '
+        '"status": {"groups": [{"name": "dev", "present_count": ' + count + "}]}}]"
+    )
+    with pytest.raises(RolloutParseError):
+        parse_rollout(document.encode())
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("unstarted", "18.0.2"),
+        ("rolledback", "18.0.2"),
+        ("canary", "18.0.2"),
+        ("active", "18.1.4"),
+        ("done", "18.1.4"),
+    ],
+)
+def test_group_version_follows_teleports_rule(state: str, expected: str) -> None:
+    resource = generate_rollout(18, groups=("g",), states=(state,))
+    samples = _samples(rollout_families("t", parse_rollout(json.dumps([resource]).encode())))
+    assert series(samples, GROUP_VERSION) == [{"tenant": "t", "group": "g", "version": expected}]
+
+
+def test_rollout_change_re_derives_target_and_stuck_agents(tmp_path: Path) -> None:
+    """A rollout appearing moves the target from ping's (start) version to the rollout's
+    target and brings the stuck counts; its disappearance takes them away again."""
+    hub, source = _source(tmp_path, {"rollout": None})
+    tenant = hub.tenants["t"]
+    inventory = InventorySource(hub, tenant)
+    tenant.ping = PingInfo(server_version="18.1.4", auto_update=AutoUpdate(agent_version="18.0.2"))
+    records = [
+        _binary_agent("a", "18.1.4", "dev"),
+        _binary_agent("b", "18.0.2", "dev"),
+        _binary_agent("c", "18.0.2", "prod"),
+        _binary_agent("d", "18.1.4", "prod"),
+    ]
+    inventory._publish(parse_inventory(json.dumps(records).encode()).instances)
+    samples = parse_samples(hub.exposition.body().decode())
+    assert value(samples, "teleport_cloud_agents_outdated", tenant="t") == 2  # against 18.0.2
+    assert not series(samples, STUCK)
+
+    _rewrite(tmp_path, {"rollout": {"groups": ["dev", "prod"], "states": ["active", "unstarted"]}})
+    anyio.run(source.refresh)
+    assert inventory.rederiving is not None
+    inventory.rederiving.join(timeout=30)
+    samples = parse_samples(hub.exposition.body().decode())
+    assert tenant.target_agent_version == "18.1.4"
+    assert value(samples, "teleport_cloud_agents_outdated", tenant="t") == 2  # b, c vs 18.1.4
+    assert value(samples, STUCK, tenant="t", group="dev") == 1  # b: active group, on start
+    assert value(samples, STUCK, tenant="t", group="prod") == 1  # d: unstarted, not on start
+
+    _rewrite(tmp_path, {"rollout": None})
+    anyio.run(source.refresh)
+    inventory.rederiving.join(timeout=30)
+    samples = parse_samples(hub.exposition.body().decode())
+    assert not series(samples, STUCK)
+    assert tenant.target_agent_version == "18.0.2"
+
+
+def _binary_agent(name: str, version: str, group: str) -> dict[str, Any]:
+    return {
+        "kind": "instance",
+        "version": "v1",
+        "metadata": {"name": name},
+        "spec": {
+            "version": version,
+            "services": ["Node"],
+            "hostname": name,
+            "ext_upgrader": "binary",
+            "UpdaterInfo": {"UpdateGroup": group, "UpdaterStatus": 1},
+        },
+    }

@@ -2,9 +2,12 @@
 
 Series for tenant `prod` (control plane 18, target 18.1.4)::
 
-    teleport_cloud_agents{tenant="prod",version="18.1.4",upgrader="updater"} 812
+    teleport_cloud_agents{tenant="prod",version="18.1.4",upgrader="binary"} 812
     teleport_cloud_agents{tenant="prod",version="17.5.2",upgrader="none"} 40
     teleport_cloud_agents_by_service{tenant="prod",teleport_service="Node"} 790
+    teleport_cloud_agents_by_updater_status{tenant="prod",upgrader="binary",status="ok"} 800
+    teleport_cloud_agents_by_updater_status{tenant="prod",upgrader="binary",status="pinned"} 12
+    ...                                       # all five statuses for every upgrader present
     teleport_cloud_agents_by_skew{tenant="prod",skew="current"} 812      # all five classes
     teleport_cloud_agents_by_skew{tenant="prod",skew="one_major_behind"} 40
     teleport_cloud_agents_by_skew{tenant="prod",skew="unsupported_old"} 0
@@ -12,9 +15,11 @@ Series for tenant `prod` (control plane 18, target 18.1.4)::
     teleport_cloud_agents_by_skew{tenant="prod",skew="unknown"} 0
     teleport_cloud_agents_outdated{tenant="prod"} 40                      # absent: target unknown
     teleport_cloud_control_plane_upgrade_blocked{tenant="prod"} 1         # absent: ping not yet
+    teleport_cloud_autoupdate_group_agents_stuck{tenant="prod",group="dev"} 3  # absent: no rollout
     # per agent, unless per_agent_metrics is false:
     teleport_cloud_agent_info{tenant="prod",server_id="4c2e...",hostname="web-1",version="17.5.2",
-        services="App,Node",upgrader="none",upgrader_version="",update_group=""} 1
+        services="App,Node",upgrader="none",upgrader_version="",update_group="",
+        updater_status="unspecified"} 1
     teleport_cloud_agent_major_versions_behind{tenant="prod",server_id="4c2e..."} 1
     teleport_cloud_agent_last_seen_timestamp_seconds{tenant="prod",server_id="4c2e..."} 1.76e+09
 
@@ -28,6 +33,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.samples import Sample
 
 from exporter.fleet import SKEWS, FleetView
+from exporter.fleet import UPDATER_STATUSES as FLEET_UPDATER_STATUSES
 from exporter.metrics import (
     AGENT_INFO,
     AGENT_LAST_SEEN,
@@ -35,13 +41,17 @@ from exporter.metrics import (
     AGENTS,
     AGENTS_BY_SERVICE,
     AGENTS_BY_SKEW,
+    AGENTS_BY_UPDATER_STATUS,
     AGENTS_OUTDATED,
+    ROLLOUT_GROUP_STUCK,
     SKEW_CLASSES,
+    UPDATER_STATUSES,
     UPGRADE_BLOCKED,
     Family,
 )
 
 assert SKEWS == SKEW_CLASSES, "fleet.SKEWS must follow the catalogue's SKEW_CLASSES"
+assert FLEET_UPDATER_STATUSES == UPDATER_STATUSES, "fleet must follow the catalogue's statuses"
 # _per_agent writes label dicts by hand; they must keep the catalogue's names and order.
 _INFO_LABELS = (
     "tenant",
@@ -52,6 +62,7 @@ _INFO_LABELS = (
     "upgrader",
     "upgrader_version",
     "update_group",
+    "updater_status",
 )
 assert AGENT_INFO.labels == _INFO_LABELS
 assert AGENT_MAJORS_BEHIND.labels == AGENT_LAST_SEEN.labels == ("tenant", "server_id")
@@ -74,11 +85,19 @@ def fleet_families(tenant: str, view: FleetView, per_agent: bool) -> list[Metric
     by_skew = _gauge(AGENTS_BY_SKEW)
     for skew in SKEWS:
         by_skew.add_metric([tenant, skew], view.by_skew.get(skew, 0))
-    families: list[Metric] = [agents, by_service, by_skew]
+    by_status = _gauge(AGENTS_BY_UPDATER_STATUS)
+    for (upgrader, status), count in view.by_updater_status.items():
+        by_status.add_metric([tenant, upgrader, status], count)
+    families: list[Metric] = [agents, by_service, by_status, by_skew]
     if view.outdated is not None:
         families.append(AGENTS_OUTDATED.single([tenant], view.outdated))
     if view.upgrade_blocked is not None:
         families.append(UPGRADE_BLOCKED.single([tenant], 1.0 if view.upgrade_blocked else 0.0))
+    if view.stuck_by_group is not None:
+        stuck = _gauge(ROLLOUT_GROUP_STUCK)
+        for group, count in view.stuck_by_group.items():
+            stuck.add_metric([tenant, group], count)
+        families.append(stuck)
     if per_agent:
         families.extend(_per_agent(tenant, view))
     return families
@@ -104,6 +123,7 @@ def _per_agent(tenant: str, view: FleetView) -> list[Metric]:
                     "upgrader": agent.upgrader,
                     "upgrader_version": agent.upgrader_version,
                     "update_group": agent.update_group,
+                    "updater_status": agent.updater_status,
                 },
                 1.0,
             )

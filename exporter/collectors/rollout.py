@@ -11,6 +11,11 @@ Series for tenant `prod`; none at all when the tenant has no rollout::
     teleport_cloud_autoupdate_group_state{tenant="prod",group="dev",state="canary"} 0
     teleport_cloud_autoupdate_group_agents{tenant="prod",group="dev"} 120
     teleport_cloud_autoupdate_group_agents_up_to_date{tenant="prod",group="dev"} 118
+    teleport_cloud_autoupdate_group_version_info{tenant="prod",group="dev",version="18.1.4"} 1
+
+A group's version follows Teleport's per-group rule (exporter.update_groups); a group in a state
+that rule does not place has no version series. The stuck agents per group need the inventory
+too and are published with the fleet (exporter.collectors.fleet).
 
 A group state outside the five known ones (a newer Teleport) is kept as an extra state sample.
 """
@@ -24,9 +29,11 @@ from exporter.metrics import (
     ROLLOUT_GROUP_AGENTS,
     ROLLOUT_GROUP_STATE,
     ROLLOUT_GROUP_UP_TO_DATE,
+    ROLLOUT_GROUP_VERSION,
     ROLLOUT_INFO,
 )
 from exporter.models.rollout import Rollout, RolloutGroup
+from exporter.update_groups import plan_groups
 from exporter.versions import normalise
 
 
@@ -59,4 +66,10 @@ def rollout_families(tenant: str, rollout: Rollout | None) -> list[Metric]:
     for group in groups:
         present.add_metric([tenant, group.name], group.present_count)
         up_to_date.add_metric([tenant, group.name], group.up_to_date_count)
-    return [info, states, present, up_to_date]
+    versions = ROLLOUT_GROUP_VERSION.new()
+    assert isinstance(versions, GaugeMetricFamily)
+    plan = plan_groups(rollout)
+    assert plan is not None
+    for group_name, version in plan.versions.items():
+        versions.add_metric([tenant, group_name, version], 1.0)
+    return [info, states, present, up_to_date, versions]

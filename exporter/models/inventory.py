@@ -11,8 +11,9 @@ which at 50,000 objects makes the garbage collector cost more than the parsing i
 
 A record that does not fit the model (wrong types, no server id) falls through to `Any` in a
 left-to-right union instead of failing the fleet; `parse_inventory` drops such records and
-counts them. Only a document that is not JSON or
-not an array fails as a whole.
+counts them. A document that is not a JSON array fails as a whole, `null` and an object
+included: tctl prints an empty fleet as `[\n  \n]`, never as `null`, so anything else means a
+broken output whose fleet must not replace the last good one.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as model
 
-UPDATER_STATUS_NAMES = ("UNSPECIFIED", "OK", "DISABLED", "PINNED", "UNREADABLE")
-"""UpdaterStatus by number (types.UpdaterStatus); tctl may print either form (unconfirmed)."""
+UPDATER_STATUS_NAMES = ("unspecified", "ok", "disabled", "pinned", "unreadable")
+"""UpdaterStatus by number (types.UpdaterStatus). tctl prints the number, omitted when 0; the
+enum names (`UPDATER_STATUS_PINNED`, `PINNED`) are accepted too, defensively."""
 
 _EPOCH_YEAR = 1970
 
@@ -47,13 +49,20 @@ class UpdaterInfo:
 
     @property
     def status_name(self) -> str:
-        """UpdaterStatus as its name (OK, PINNED, ...), whichever form tctl printed."""
-        status = self.updater_status
-        if isinstance(status, int):
-            if 0 <= status < len(UPDATER_STATUS_NAMES):
-                return UPDATER_STATUS_NAMES[status]
-            return str(status)
-        return status.upper().removeprefix("UPDATER_STATUS_")
+        """UpdaterStatus as a label value (ok, pinned, ...), whichever form tctl printed."""
+        return updater_status_name(self.updater_status)
+
+
+def updater_status_name(status: int | str) -> str:
+    """1 / `UPDATER_STATUS_OK` / `OK` -> `ok`; an unknown value stays visible as its own."""
+    if isinstance(status, int):
+        if 0 <= status < len(UPDATER_STATUS_NAMES):
+            return UPDATER_STATUS_NAMES[status]
+        return f"unknown_{status}"
+    name = status.strip().lower().removeprefix("updater_status_")
+    if name.isdigit():
+        return updater_status_name(int(name))
+    return name[:32] or "unspecified"
 
 
 @model(frozen=True, slots=True, config=_LENIENT)
@@ -101,22 +110,20 @@ class InventoryParse:
 
 
 _Record = Annotated[Instance | Any, Field(union_mode="left_to_right")]
-# Go marshals an empty slice as `null`; that is an empty fleet, not an error.
-_ADAPTER: TypeAdapter[list[Instance | Any] | None] = TypeAdapter(list[_Record] | None)
+_ADAPTER: TypeAdapter[list[Instance | Any]] = TypeAdapter(list[_Record])
 
 
 class InventoryParseError(ValueError):
     """The document as a whole is not a JSON array."""
 
 
-def parse_inventory(data: bytes) -> InventoryParse:
-    """Parse tctl's JSON output. Raise InventoryParseError for invalid JSON or a non-array."""
+def parse_inventory(data: bytes | bytearray) -> InventoryParse:
+    """Parse tctl's JSON output. Raise InventoryParseError for invalid JSON or a non-array
+    (`null` included)."""
     try:
         records = _ADAPTER.validate_json(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         raise InventoryParseError(f"not a JSON array of instances: {first['msg']}") from None
-    if records is None:
-        return InventoryParse([], 0)
     instances = [record for record in records if isinstance(record, Instance)]
     return InventoryParse(instances, len(records) - len(instances))

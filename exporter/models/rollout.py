@@ -3,14 +3,24 @@
 tctl prints protojson: snake_case keys, enums as names, int64 counts as strings, timestamps as
 RFC3339. The output is an array holding the one singleton resource. Enums are also accepted as
 numbers (protojson prints numbers for values the printing binary does not know), and counts as
-numbers or strings; unknown keys are ignored.
+numbers or strings; unknown keys are ignored. Zero values are omitted by protojson, so every field
+has a zero default. A count that is negative or not a whole number is no uint64: the document is
+broken and fails to parse (the last good rollout stays).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 _GROUP_STATE_PREFIX = "AUTO_UPDATE_AGENT_GROUP_STATE_"
 _ROLLOUT_STATE_PREFIX = "AUTO_UPDATE_AGENT_ROLLOUT_STATE_"
@@ -32,13 +42,23 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class Canary(_Lenient):
+    """One canary of a group in the canary state (18.x): it gets the target version first."""
+
+    host_id: str = ""
+    hostname: str = ""
+    success: bool = False
+
+
 class RolloutGroup(_Lenient):
     name: str
     state: str = "unspecified"
     """unstarted, active, done, rolledback, canary (or unspecified / an unknown value)."""
-    initial_count: int = 0
-    present_count: int = 0
-    up_to_date_count: int = 0
+    initial_count: NonNegativeInt = 0
+    present_count: NonNegativeInt = 0
+    up_to_date_count: NonNegativeInt = 0
+    canary_count: NonNegativeInt = 0
+    canaries: list[Canary] = []
     last_update_reason: str = ""
 
     @field_validator("state", mode="before")
@@ -79,7 +99,7 @@ class RolloutParseError(ValueError):
 _ADAPTER: TypeAdapter[list[Rollout] | Rollout | None] = TypeAdapter(list[Rollout] | Rollout | None)
 
 
-def parse_rollout(data: bytes) -> Rollout | None:
+def parse_rollout(data: bytes | bytearray) -> Rollout | None:
     """The rollout in tctl's output, or None when the output holds none (an empty array).
 
     Raise RolloutParseError for invalid JSON or a document of the wrong shape.

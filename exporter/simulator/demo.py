@@ -17,7 +17,7 @@ import yaml
 
 from exporter.config import ConfigError, Settings
 from exporter.simulator.fake_tctl import write_fake_tctl
-from exporter.simulator.scenarios import SimState
+from exporter.simulator.scenarios import SimState, scenario_rollout
 from exporter.simulator.server import SimulatedTenant
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def tctl_scenario(scenario: str, agents: int) -> dict[str, Any]:
             "control_plane_major": 18,
             "broken": 2 if scenario == "demo" else 0,
         },
-        "rollout": {} if scenario in ("demo", "skewed") else None,
+        "rollout": scenario_rollout(scenario),
         "compact": True,
     }
 
@@ -73,7 +73,11 @@ def start_simulator(
 ) -> tuple[SimulatedTenant, Path]:
     workdir = workdir or Path(tempfile.mkdtemp(prefix="tce-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    state = SimState(scenario=scenario, jitter=0.03 if scenario == "demo" else 0.0)
+    state = SimState(
+        scenario=scenario,
+        jitter=0.03 if scenario == "demo" else 0.0,
+        rollout=scenario_rollout(scenario),  # ping answers per group as the fake tctl's rollout
+    )
     sim = SimulatedTenant(state, listen=listen, workdir=workdir)
     tctl = write_fake_tctl(workdir, tctl_scenario(scenario, agents))
     return sim, tctl

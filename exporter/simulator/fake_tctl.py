@@ -1,5 +1,7 @@
-"""A fake `tctl` for tests, benchmarks and the demo: the two commands the exporter runs, with
-generated or recorded output and injectable faults.
+"""A fake `tctl` for tests, benchmarks and the demo: the commands the exporter runs, with
+generated or recorded output and injectable faults, printed byte for byte as Teleport's tctl
+prints them: the inventory with a 2-space indent and a trailing newline (an empty fleet as
+`[\n  \n]`), the rollout as protojson re-indented with 4 spaces, `version` as one line.
 
 It insists on being called the way the exporter must call the real one (`--auth-server=...`,
 `-i <identity file>`, `--format=json`, `TELEPORT_TOOLS_VERSION=off` in the environment) and
@@ -13,7 +15,10 @@ so a test can change it between refreshes); `FAKE_TCTL_FAULT` overrides its `fau
   `seed`, `control_plane_major`) plus `now` (Unix time) to pin timestamps;
   `inventory_file`: print this recorded output verbatim instead.
 - `rollout`: keyword arguments of `fleetgen.generate_rollout` (with `now`), or null / absent for a
-  tenant without a rollout (NotFound, as the real tctl); `rollout_file`: recorded output.
+  tenant without a rollout (NotFound, as the real tctl); `rollout_file`: recorded output;
+  `not_found_message`: the NotFound wording to print (they vary with the auth server's cache).
+- `tctl_version` (or `FAKE_TCTL_VERSION` in the environment): the version `tctl version` reports
+  (default 18.1.4). `version` needs neither `--auth-server` nor an identity, as with the real one.
 - `fault`: `hang` (never exits; leaves a helper process in its group too), `access_denied`,
   `expired_cert`, `garbage` (invalid JSON, exit 0), `huge` (`huge_bytes` of output, default
   64 MiB), `not_found`, `fail` (`stderr` and `exit_code`).
@@ -39,8 +44,16 @@ from exporter.simulator.fleetgen import generate_inventory, generate_rollout
 
 SCENARIO_ENV = "FAKE_TCTL_SCENARIO"
 FAULT_ENV = "FAKE_TCTL_FAULT"
+VERSION_ENV = "FAKE_TCTL_VERSION"
 BAD_INVOCATION = 97
-NOT_FOUND_MESSAGE = 'ERROR: autoupdate_agent_rollout "autoupdate-agent-rollout" doesn\'t exist'
+NOT_FOUND_MESSAGES = (
+    'ERROR: autoupdate_agent_rollout "autoupdate-agent-rollout" doesn\'t exist',
+    'ERROR: "autoupdate_agent_rollout" "autoupdate-agent-rollout" does not exist',
+    'ERROR: no value for key "autoupdate-agent-rollout" in index name',
+)
+"""The NotFound wordings Teleport's auth caches have produced for a missing rollout."""
+NOT_FOUND_MESSAGE = NOT_FOUND_MESSAGES[0]
+DEFAULT_VERSION = "18.1.4"
 
 
 def _parse_argv(argv: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -74,10 +87,27 @@ def _write(text: str) -> None:
     sys.stdout.flush()
 
 
-def _json(document: Any, scenario: dict[str, Any]) -> str:
-    if scenario.get("compact"):
-        return json.dumps(document, separators=(",", ":")) + "\n"
-    return json.dumps(document, indent=2) + "\n"
+def inventory_text(records: list[Any], compact: bool = False) -> str:
+    """`tctl inventory ls --format=json`: json-iterator with a 2-space indent, one trailing
+    newline; it prints an empty array as `[`, an indented empty line, `]`."""
+    if compact:
+        return json.dumps(records, separators=(",", ":"), ensure_ascii=False) + "\n"
+    if not records:
+        return "[\n  \n]\n"
+    return json.dumps(records, indent=2, ensure_ascii=False) + "\n"
+
+
+def rollout_text(resource: dict[str, Any], compact: bool = False) -> str:
+    """`tctl get autoupdate_agent_rollout --format=json`: protojson inside an array, re-indented
+    by encoding/json with 4 spaces."""
+    if compact:
+        return json.dumps([resource], separators=(",", ":"), ensure_ascii=False) + "\n"
+    return json.dumps([resource], indent=4, ensure_ascii=False) + "\n"
+
+
+def version_text(version: str) -> str:
+    """`tctl version` of an Enterprise build."""
+    return f"Teleport Enterprise v{version} git:v{version}-0-g5e2a1c4 go1.24.5\n"
 
 
 def _now(options: dict[str, Any]) -> datetime | None:
@@ -124,7 +154,7 @@ def _fault(fault: str, command: str, argv: list[str], scenario: dict[str, Any]) 
     if fault == "huge":
         return _huge(int(scenario.get("huge_bytes", 64 * 1024 * 1024)))
     if fault == "not_found":
-        return _fail(NOT_FOUND_MESSAGE)
+        return _fail(str(scenario.get("not_found_message", NOT_FOUND_MESSAGE)))
     if fault == "fail":
         message = str(scenario.get("stderr", "ERROR: simulated failure"))
         return _fail(message, int(scenario.get("exit_code", 1)))
@@ -160,6 +190,13 @@ def run(argv: list[str], env: dict[str, str]) -> int:
     if scenario_path:
         scenario = json.loads(Path(scenario_path).read_text())
     flags, words = _parse_argv(argv)
+    if words == ["version"]:
+        if env.get("TELEPORT_TOOLS_VERSION") != "off":
+            return _fail(
+                "fake tctl: called wrongly: TELEPORT_TOOLS_VERSION=off is not set", BAD_INVOCATION
+            )
+        _write(version_text(env.get(VERSION_ENV) or scenario.get("tctl_version", DEFAULT_VERSION)))
+        return 0
     problems = _invocation_problems(flags, env, scenario)
     if problems:
         return _fail("fake tctl: called wrongly: " + "; ".join(problems), BAD_INVOCATION)
@@ -185,7 +222,9 @@ def run(argv: list[str], env: dict[str, str]) -> int:
             return 0
         options = dict(scenario.get("inventory") or {"size": 20})
         now = _now(options)
-        _write(_json(generate_inventory(now=now, **options), scenario))
+        _write(
+            inventory_text(generate_inventory(now=now, **options), bool(scenario.get("compact")))
+        )
         return 0
 
     if "rollout_file" in scenario:
@@ -193,10 +232,10 @@ def run(argv: list[str], env: dict[str, str]) -> int:
         return 0
     rollout = scenario.get("rollout")
     if rollout is None:
-        return _fail(NOT_FOUND_MESSAGE)
+        return _fail(str(scenario.get("not_found_message", NOT_FOUND_MESSAGE)))
     options = dict(rollout)
     now = _now(options)
-    _write(_json([generate_rollout(now=now, **options)], scenario))
+    _write(rollout_text(generate_rollout(now=now, **options), bool(scenario.get("compact"))))
     return 0
 
 

@@ -9,13 +9,20 @@ give the same records (pass `now` to pin the timestamps too).
 Mixes:
 - `skewed`: agents on the control plane's major (most), one major behind and two behind, with
   `v`-prefixed, pre-release and dev versions among them, plus exactly one agent on the next major
-  and one with a garbage version (when size >= 2); every upgrader kind (unit, kube, updater,
+  and one with a garbage version (when size >= 2); every upgrader kind (unit, kube, binary,
   integration_awsoidc) and agents without one; several update groups and services, including a
-  service this code has never heard of.
+  service this code has never heard of; `binary` (Managed Updates v2) agents in every updater
+  status, some of them disabled or pinned.
 - `healthy`: every agent on `release(control_plane_major)` (the simulated target) and enrolled.
 
 Tests must compute what they expect from the returned records, never from this module's
 choices, so a bug here cannot hide a bug in the exporter.
+
+Records follow Teleport's encoders (see the Teleport facts): keys in the Go structs' order, empty
+values omitted (`control_log`, `ext_upgrader*`), `UpdaterInfo` only on `binary` agents with a
+numeric `UpdaterStatus` left out when 0 (unspecified), snake_case keys inside `LastMeasurement`,
+timestamps in RFC 3339 with up to nine fractional digits. The rollout is protojson: zero values
+omitted, uint64 counts as strings, 18.x canary fields on canary groups.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from typing import Any, Literal
 
 Mix = Literal["skewed", "healthy"]
 
-UPGRADERS = ("unit", "kube", "updater", "integration_awsoidc")
+UPGRADERS = ("unit", "kube", "binary", "integration_awsoidc")
+UPDATER_STATUSES = (1, 2, 3, 4, 0)
+"""types.UpdaterStatus: OK, DISABLED, PINNED, UNREADABLE, UNSPECIFIED (tctl prints numbers)."""
 UPDATE_GROUPS = ("dev", "staging", "prod")
 ROLLOUT_GROUPS = ("dev", "staging", "prod")
 UNKNOWN_SERVICE = "Quantum"
@@ -56,10 +65,11 @@ def release(major: int) -> str:
     return f"{major}.1.4"
 
 
-def rfc3339(moment: datetime) -> str:
-    """Go's time.RFC3339Nano in UTC, as Teleport's JSON prints it."""
+def rfc3339(moment: datetime, nanos: int = 0) -> str:
+    """Go's time.RFC3339Nano in UTC, as Teleport's JSON prints it (trailing zeros of the
+    fraction dropped); `nanos` adds the sub-microsecond digits a Go clock has."""
     moment = moment.astimezone(UTC)
-    fraction = f"{moment.microsecond:06d}000".rstrip("0")
+    fraction = f"{moment.microsecond:06d}{nanos % 1000:03d}".rstrip("0")
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
 
 
@@ -87,6 +97,7 @@ def _agent(
     now: datetime,
     auth_id: str,
     unknown_service: bool,
+    healthy: bool,
 ) -> dict[str, Any]:
     services = rng.choice(_KUBE_SERVICE_SETS if upgrader == "kube" else _SERVICE_SETS)
     if unknown_service:
@@ -97,8 +108,7 @@ def _agent(
         "services": list(services),
         "hostname": f"{services[0].lower()}-{index:05d}.example.internal",
         "auth_id": auth_id,
-        "last_seen": rfc3339(last_seen),
-        "control_log": [],
+        "last_seen": rfc3339(last_seen, rng.randrange(1000)),
     }
     if upgrader is not None:
         spec["ext_upgrader"] = upgrader
@@ -106,19 +116,22 @@ def _agent(
         if bare != GARBAGE_VERSION:
             # teleport-upgrade and the kube updater report with a v, teleport-update without.
             spec["ext_upgrader_version"] = "v" + bare if upgrader in ("unit", "kube") else bare
-    if upgrader == "updater":
-        status: int | str = rng.choices((1, 3, "OK", 2), weights=(85, 5, 5, 5))[0]
-        spec["UpdaterInfo"] = {
-            "UpdateGroup": rng.choice(UPDATE_GROUPS),
-            "UpdateUUID": base64.b64encode(rng.randbytes(16)).decode(),
-            "UpdaterStatus": status,
-        }
     if rng.random() < 0.5:
         spec["LastMeasurement"] = {
-            "ControllerSystemClock": rfc3339(last_seen),
-            "SystemClock": rfc3339(last_seen - timedelta(milliseconds=rng.randint(0, 900))),
-            "RequestDuration": rng.randint(1_000_000, 90_000_000),
+            "controller_system_clock": rfc3339(last_seen),
+            "system_clock": rfc3339(last_seen - timedelta(milliseconds=rng.randint(0, 900))),
+            "request_duration": rng.randint(1_000_000, 90_000_000),
         }
+    if upgrader == "binary":
+        # Only teleport-update reports UpdaterInfo; Go omits the zero status.
+        status = 1 if healthy else rng.choices(UPDATER_STATUSES, weights=(80, 5, 5, 3, 7))[0]
+        info: dict[str, Any] = {
+            "UpdateGroup": rng.choice(UPDATE_GROUPS),
+            "UpdateUUID": base64.b64encode(rng.randbytes(16)).decode(),
+        }
+        if status:
+            info["UpdaterStatus"] = status
+        spec["UpdaterInfo"] = info
     return {
         "kind": "instance",
         "version": "v1",
@@ -147,7 +160,6 @@ def _control_plane(
                     "hostname": f"{services[0].lower()}-{index}",
                     "auth_id": auth_id,
                     "last_seen": rfc3339(seen),
-                    "control_log": [],
                 },
             }
         )
@@ -190,7 +202,7 @@ def generate_inventory(
     for index in range(size):
         if mix == "healthy":
             version = release(cp)
-            upgrader: str | None = rng.choice(("updater", "updater", "unit", "kube"))
+            upgrader: str | None = rng.choice(("binary", "binary", "unit", "kube"))
         else:
             if index == 0 and size >= 2:
                 version = f"{cp + 1}.0.1"
@@ -209,6 +221,7 @@ def generate_inventory(
                 now=now,
                 auth_id=auth_id,
                 unknown_service=unknown_service,
+                healthy=mix == "healthy",
             )
         )
     records.extend(_control_plane(rng, cp, now, auth_id))
@@ -232,12 +245,14 @@ def generate_rollout(
     states: Sequence[str] | None = None,
     seed: int = 0,
     now: datetime | None = None,
+    strategy: str = "halt-on-error",
 ) -> dict[str, Any]:
     """One autoupdate_agent_rollout resource in protojson (tctl prints it inside an array).
 
     By default the first group is done, the second active and the rest unstarted; `states`
-    (short names such as `canary`) overrides that per group. Counts are int64 strings, as
-    protojson prints them.
+    (short names such as `canary`) overrides that per group. As protojson prints it: uint64
+    counts as strings, zero values omitted, `maintenance_window_duration` only for the
+    time-based strategy, `canary_count` and `canaries` (18.x) on canary groups.
     """
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
@@ -249,35 +264,65 @@ def generate_rollout(
         present = rng.randint(20, 400)
         up_to_date = {"done": present, "unstarted": 0}.get(state, rng.randint(0, present))
         started = now - timedelta(days=len(groups) - index)
-        group: dict[str, Any] = {
-            "name": name,
-            "state": _GROUP_STATE_NAMES.get(state, state),
-            "last_update_time": rfc3339(started),
-            "last_update_reason": {"done": "success", "active": "in_window"}.get(state, "created"),
-            "config_days": ["Mon", "Tue", "Wed", "Thu"],
-            "config_start_hour": 4 + 2 * index,
-            "initial_count": str(present),
-            "present_count": str(present),
-            "up_to_date_count": str(up_to_date),
-        }
+        group: dict[str, Any] = {"name": name}
         if state != "unstarted":
             group["start_time"] = rfc3339(started)
+        group["state"] = _GROUP_STATE_NAMES.get(state, state)
+        group["last_update_time"] = rfc3339(started)
+        group["last_update_reason"] = {"done": "success", "active": "in_window"}.get(
+            state, "created"
+        )
+        group["config_days"] = ["Mon", "Tue", "Wed", "Thu"]
+        if index:  # the first group starts at hour 0, which protojson omits
+            group["config_start_hour"] = 2 * index
+        if state != "unstarted":
+            group["initial_count"] = str(present)
+        group["present_count"] = str(present)
+        if up_to_date:
+            group["up_to_date_count"] = str(up_to_date)
+        if state == "canary":
+            canaries = [
+                {
+                    "updater_id": _uuid(rng),
+                    "host_id": _uuid(rng),
+                    "hostname": f"canary-{index}-{number}.example.internal",
+                    **({"success": True} if number == 0 else {}),
+                }
+                for number in range(2)
+            ]
+            group["canary_count"] = str(len(canaries))
+            group["canaries"] = canaries
         status_groups.append(group)
+    spec: dict[str, Any] = {
+        "start_version": f"{cp}.0.2",
+        "target_version": release(cp),
+        "schedule": "regular",
+        "autoupdate_mode": "enabled",
+        "strategy": strategy,
+    }
+    if strategy == "time-based":
+        spec["maintenance_window_duration"] = "3600s"
     return {
         "kind": "autoupdate_agent_rollout",
         "version": "v1",
         "metadata": {"name": "autoupdate-agent-rollout", "revision": _uuid(rng)},
-        "spec": {
-            "start_version": f"{cp}.0.2",
-            "target_version": release(cp),
-            "schedule": "regular",
-            "autoupdate_mode": "enabled",
-            "strategy": "halt-on-error",
-            "maintenance_window_duration": "3600s",
-        },
+        "spec": spec,
         "status": {
             "groups": status_groups,
             "state": "AUTO_UPDATE_AGENT_ROLLOUT_STATE_ACTIVE",
             "start_time": rfc3339(now - timedelta(days=len(groups))),
         },
     }
+
+
+def group_version(rollout: dict[str, Any], group: str | None) -> str:
+    """What `/webapi/ping?group=<group>` reports as `agent_version` for `rollout` (protojson),
+    following Teleport's `getGroup` and `getVersionFromRollout`: an unknown or missing group is
+    answered for the last group; unstarted, rolled-back and canary groups get the start
+    version, active and done groups the target version."""
+    spec, groups = rollout["spec"], rollout["status"].get("groups", [])
+    if not groups:
+        return str(spec["target_version"])
+    chosen = next((g for g in groups if g["name"] == group), groups[-1])
+    done = chosen.get("state") in (_GROUP_STATE_NAMES["active"], _GROUP_STATE_NAMES["done"])
+    return str(spec["target_version"] if done else spec["start_version"])

@@ -6,6 +6,11 @@
 `maintenance`  a maintenance is in progress; ping answers 503 meanwhile.
 `demo`      the newcomer's view: skewed fleet, a v2 rollout, a minor incident, a maintenance
             scheduled for tomorrow, and ping latency that wanders a little.
+
+With a Managed Updates v2 rollout (`SimState.rollout`, the same `generate_rollout` arguments the
+fake tctl gets), ping answers per update group as Teleport does: `?group=<name>` gets that group's
+version of the moment, no group (or an unknown one) the rollout's last group's, which while the
+rollout is in progress is usually still the start version.
 """
 
 from __future__ import annotations
@@ -14,7 +19,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from exporter.simulator.fleetgen import generate_rollout, group_version
+
 SCENARIOS = ("healthy", "skewed", "outage", "maintenance", "demo")
+ROLLOUT_SCENARIOS = ("skewed", "demo")
+"""Scenarios whose tenant runs a Managed Updates v2 rollout (the default generate_rollout: first
+group done, second active, the last unstarted)."""
+
+
+def scenario_rollout(scenario: str) -> dict[str, Any] | None:
+    """`generate_rollout` arguments of a scenario's rollout, None for a tenant without one."""
+    return {} if scenario in ROLLOUT_SCENARIOS else None
+
+
 FAULTS = (
     "slow",
     "status",
@@ -56,6 +73,11 @@ class SimState:
     tls_mismatch: bool = False
     jitter: float = 0.0
     """Extra random delay (0..jitter seconds) on ping, for a livelier demo."""
+    rollout: dict[str, Any] | None = None
+    """`generate_rollout` arguments of the tenant's v2 rollout (None: none); while there is one,
+    ping's `agent_version` follows the asking group's state."""
+    channel_critical: bool = False
+    """What the v1 channel's `/critical` says (`yes` / `no`)."""
     requests: dict[str, int] = field(default_factory=dict)
 
     def apply(self, changes: dict[str, Any]) -> None:
@@ -75,7 +97,17 @@ class SimState:
         return 503 if self.scenario in ("outage", "maintenance") else 200
 
 
-def ping_body(state: SimState, host: str) -> dict[str, Any]:
+def agent_version(state: SimState, group: str | None) -> str | None:
+    """ping's `auto_update.agent_version` for an agent of `group` (None: no group given)."""
+    if state.agent_version is None:
+        return None
+    if state.rollout is None:
+        return state.agent_version
+    options = {key: value for key, value in state.rollout.items() if key != "now"}
+    return group_version(generate_rollout(**options), group)
+
+
+def ping_body(state: SimState, host: str, group: str | None = None) -> dict[str, Any]:
     major = int(state.cluster_version.split(".")[0])
     body: dict[str, Any] = {
         "auth": {"type": "local", "second_factor": "on", "local": {"name": ""}},
@@ -105,11 +137,12 @@ def ping_body(state: SimState, host: str) -> dict[str, Any]:
         "fips": False,
         "license_warnings": [],
     }
-    if state.agent_version is not None:
+    version = agent_version(state, group)
+    if version is not None:
         body["auto_update"] = {
             "tools_version": state.cluster_version,
             "tools_auto_update": True,
-            "agent_version": state.agent_version,
+            "agent_version": version,
             "agent_auto_update": True,
             "agent_update_jitter_seconds": 60,
         }

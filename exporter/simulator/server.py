@@ -12,6 +12,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -49,13 +50,17 @@ class SimulatorApp:
         if path == "/_sim/state":
             await self._control(scope, receive, send)
         elif path in PING_PATHS:
+            # Teleport answers ping for one update group: `?group=`, else the rollout's last.
+            query = urllib.parse.parse_qs(scope.get("query_string", b"").decode())
+            group = query.get("group", [None])[0]
             await self._faulty(
-                send, state.ping, ping_body(state, host), state.ping_status(), state.jitter
+                send, state.ping, ping_body(state, host, group), state.ping_status(), state.jitter
             )
         elif path == CHANNEL + "version":
+            # `v<semver>` or `none`, with no trailing newline, as Teleport's version server.
             await _send(send, 200, (state.channel_version or "none").encode(), "text/plain")
         elif path == CHANNEL + "critical":
-            await _send(send, 200, b"no", "text/plain")
+            await _send(send, 200, b"yes" if state.channel_critical else b"no", "text/plain")
         elif path == "/api/v2/summary.json":
             body = summary_body(state, datetime.now(UTC))
             etag = '"' + str(abs(hash(json.dumps(body["status"]) + state.scenario))) + '"'

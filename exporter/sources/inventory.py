@@ -2,9 +2,11 @@
 
 Parsing, derivation and rendering of a 10,000-agent fleet take a noticeable slice of a CPU, so
 they run in a worker thread and the event loop keeps serving scrapes and probes. The parsed
-instances are kept (`TenantState.inventory`) so a new control-plane or target version from ping
-re-derives the fleet at once, without waiting for the next tctl run; that too happens off the
-event loop (a background thread), as 100,000 agents take over a second.
+instances are kept (`TenantState.inventory`) so a new control-plane or target version from ping,
+or a changed rollout (target version, group states), re-derives the fleet at once, without
+waiting for the next tctl run; that too happens off the event loop (a background thread), as
+100,000 agents take over a second. tctl's raw output is dropped as soon as it is parsed: only the
+typed instances are kept.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ from exporter.models.inventory import Instance, InventoryParseError, parse_inven
 from exporter.sources.base import Source
 from exporter.sources.tctl import run_tenant_tctl
 from exporter.state import Hub, TenantState
+from exporter.update_groups import GroupPlan, plan_groups
+
+Inputs = tuple[str | None, str | None, GroupPlan | None]
+"""What a derivation depends on besides the instances: control-plane version, target version,
+the rollout's group plan (None without a rollout)."""
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +48,7 @@ class InventorySource(Source):
         # Serialises derivations from the worker thread (refresh) and the event loop (version
         # change), so an older derivation can never overwrite a newer one.
         self._lock = threading.Lock()
-        self._derived_for: tuple[str | None, str | None] | None = None
+        self._derived_for: Inputs | None = None
         self.rederiving: threading.Thread | None = None
         """The background re-derivation started by the last version change, if any."""
         hub.on_versions_changed.append(self._versions_changed)
@@ -58,11 +65,13 @@ class InventorySource(Source):
             timeout=self.timeout,
             max_bytes=config.inventory.max_output_bytes,
         )
-        await anyio.to_thread.run_sync(self._parse_and_publish, data)
+        holder: list[bytes | bytearray] = [data]
+        del data  # the worker drops the only reference once parsed: no raw copy lingers
+        await anyio.to_thread.run_sync(self._parse_and_publish, holder)
 
-    def _parse_and_publish(self, data: bytes) -> None:
+    def _parse_and_publish(self, holder: list[bytes | bytearray]) -> None:
         try:
-            parsed = parse_inventory(data)
+            parsed = parse_inventory(holder.pop())
         except InventoryParseError as exc:
             raise SourceError("parse", f"tctl inventory ls: {exc}") from None
         if parsed.skipped:
@@ -84,13 +93,21 @@ class InventorySource(Source):
                 instances = tenant.inventory
                 if instances is None:
                     return
-            versions = (tenant.control_plane_version, tenant.target_agent_version)
-            view = derive_fleet(instances, *versions)
+            inputs = self._inputs()
+            view = derive_fleet(instances, *inputs)
             families = fleet_families(tenant.name, view, tenant.config.inventory.per_agent_metrics)
             self.hub.publish(self.key, families)
             tenant.inventory = instances
             self.view = view
-            self._derived_for = versions
+            self._derived_for = inputs
+
+    def _inputs(self) -> Inputs:
+        tenant = self.tenant
+        return (
+            tenant.control_plane_version,
+            tenant.target_agent_version,
+            plan_groups(tenant.rollout),
+        )
 
     def _versions_changed(self, tenant: TenantState) -> None:
         """Hub callback (event loop): re-derive the last good fleet against the new versions,
@@ -98,7 +115,7 @@ class InventorySource(Source):
         own = self.tenant
         if tenant.name != own.name or own.inventory is None:
             return
-        if (own.control_plane_version, own.target_agent_version) == self._derived_for:
+        if self._inputs() == self._derived_for:
             return
         self.rederiving = threading.Thread(
             target=self._rederive, name=f"fleet-{own.name}", daemon=True

@@ -1,7 +1,9 @@
 """The Managed Updates v2 rollout source: `tctl get autoupdate_agent_rollout --format=json`.
 
-A tenant on Managed Updates v1 (or none) has no rollout and tctl answers NotFound: that is a
-successful refresh that publishes no rollout families, not an error.
+A tenant on Managed Updates v1 (or none) has no rollout and tctl answers NotFound (in one of
+several wordings, see exporter.sources.tctl): that is a successful refresh that clears the rollout
+families, not an error. A new or changed rollout moves the tenant's target version and its
+groups' versions, so the fleet is re-derived (`Hub.versions_changed`).
 """
 
 from __future__ import annotations
@@ -50,5 +52,8 @@ class RolloutSource(Source):
                 rollout = parse_rollout(data)
             except RolloutParseError as exc:
                 raise SourceError("parse", f"tctl get autoupdate_agent_rollout: {exc}") from None
+        changed = rollout != self.tenant.rollout
         self.tenant.rollout = rollout
         self.hub.publish(self.key, rollout_families(self.tenant.name, rollout))
+        if changed:
+            self.hub.versions_changed(self.tenant)

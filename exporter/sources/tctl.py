@@ -16,7 +16,12 @@ Failures become `SourceError` reasons:
 - `too_large`: more than `max_bytes` on stdout (the process group is killed and reaped);
 - `other`: any other non-zero exit, or death by a signal.
 A NotFound answer raises `TctlNotFoundError` (reason `other`), which callers for which "not found"
-is a normal answer catch.
+is a normal answer catch. Its wording depends on the auth server's cache code: `... does not
+exist`, `... doesn't exist`, `not found`, and (an older cache) `no value for key ... in index`.
+
+Output is gathered into one growing buffer (no second copy to join it); a buffer that large is
+a memory mapping of its own, so after an oversized output the memory goes back to the system at
+once instead of leaving the process at its peak size.
 
 stderr goes into the error message (bounded, PEM blocks cut) and from there to the log; the
 identity file is only ever named by its path.
@@ -42,6 +47,7 @@ log = logging.getLogger(__name__)
 
 STDERR_LIMIT = 16 * 1024
 MESSAGE_LIMIT = 600
+VERSION_OUTPUT_LIMIT = 64 * 1024
 REAP_TIMEOUT = 5.0
 """After SIGKILL a process exits at once unless stuck in the kernel; don't hang on one that is."""
 
@@ -67,7 +73,7 @@ _CONNECT_MARKERS = (
     "connection reset",
     "no route to host",
 )
-_NOT_FOUND_MARKERS = ("doesn't exist", "does not exist", "not found")
+_NOT_FOUND_MARKERS = ("doesn't exist", "does not exist", "not found", "no value for key")
 
 
 class TctlNotFoundError(SourceError):
@@ -77,14 +83,16 @@ class TctlNotFoundError(SourceError):
         super().__init__("other", message)
 
 
-def classify_failure(stderr: str, identity_file: Path) -> Reason | None:
+def classify_failure(stderr: str, identity_file: Path | None) -> Reason | None:
     """The reason for a non-zero exit from its stderr; None for NotFound."""
     text = stderr.lower()
     if any(marker in text for marker in _AUTH_MARKERS):
         return "auth"
     # tbot has not written the identity yet, or wrote it where we cannot read it.
-    if str(identity_file).lower() in text and (
-        "no such file" in text or "permission denied" in text
+    if (
+        identity_file is not None
+        and str(identity_file).lower() in text
+        and ("no such file" in text or "permission denied" in text)
     ):
         return "auth"
     if any(marker in text for marker in _TLS_MARKERS):
@@ -122,11 +130,32 @@ async def run_tctl(
     # be killed and the failure reported as `timeout`, not as a bare cancellation.
     timeout: float,  # noqa: ASYNC109
     max_bytes: int,
-) -> bytes:
+) -> bytearray:
     """Run tctl and return its stdout; raise SourceError (see the module doc) on failure."""
     command = [tctl, f"--auth-server={proxy}", "-i", str(identity_file), *args]
+    return await _run(
+        command, " ".join(args[:3]), identity_file, timeout=timeout, max_bytes=max_bytes
+    )
+
+
+async def run_tctl_version(tctl: str, *, timeout: float) -> bytearray:  # noqa: ASYNC109
+    """`<tctl> version`: needs no cluster, so no identity. TELEPORT_TOOLS_VERSION=off matters
+    here too: otherwise tctl could re-exec another version and report that one."""
+    return await _run(
+        [tctl, "version"], "version", None, timeout=timeout, max_bytes=VERSION_OUTPUT_LIMIT
+    )
+
+
+async def _run(
+    command: list[str],
+    what: str,
+    identity_file: Path | None,
+    *,
+    timeout: float,  # noqa: ASYNC109 (see run_tctl)
+    max_bytes: int,
+) -> bytearray:
+    tctl = command[0]
     env = {**os.environ, "TELEPORT_TOOLS_VERSION": "off"}
-    what = " ".join(args[:3])
     log.debug("running %s", " ".join(command))
     try:
         process = await anyio.open_process(
@@ -140,7 +169,7 @@ async def run_tctl(
     except OSError as exc:  # missing, not executable, not a program (ENOEXEC), ...
         raise SourceError("exec", f"cannot run {tctl!r}: {exc.strerror or exc}") from None
 
-    chunks: list[bytes] = []
+    output = bytearray()
     stderr = bytearray()
     too_large = False
     finished = False
@@ -154,13 +183,11 @@ async def run_tctl(
     async def read_stdout() -> None:
         nonlocal too_large
         assert process.stdout is not None
-        size = 0
         async for chunk in process.stdout:
-            size += len(chunk)
-            if size > max_bytes:
+            if len(output) + len(chunk) > max_bytes:
                 too_large = True
                 return
-            chunks.append(chunk)
+            output.extend(chunk)
 
     try:
         with anyio.move_on_after(timeout):
@@ -179,6 +206,7 @@ async def run_tctl(
             await process.aclose()  # closes the pipes and reaps the child: no zombie
 
     if too_large:
+        del output[:]  # a buffer this size is its own mapping: emptying it unmaps it at once
         raise SourceError("too_large", f"tctl {what}: output exceeds {max_bytes} bytes")
     if not finished:
         raise SourceError("timeout", f"tctl {what}: no answer within {timeout:g}s")
@@ -191,7 +219,7 @@ async def run_tctl(
         if reason is None:
             raise TctlNotFoundError(message)
         raise SourceError(reason, message)
-    return b"".join(chunks)
+    return output
 
 
 async def run_tenant_tctl(
@@ -200,7 +228,7 @@ async def run_tenant_tctl(
     *,
     timeout: float,  # noqa: ASYNC109 (run_tctl's own deadline, see there)
     max_bytes: int,
-) -> bytes:
+) -> bytearray:
     """`run_tctl` with the tenant's binary, proxy and identity file."""
     return await run_tctl(
         config.inventory.tctl,
