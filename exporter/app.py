@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import anyio
+import uvicorn
 
 from exporter.clock import SystemClock
 from exporter.config import Settings
@@ -48,6 +49,26 @@ def build_sources(hub: Hub, record: ProbeRecorder | None) -> list[Source]:
     return sources
 
 
+class Readiness:
+    """What /readyz reports: the listener is up and not draining, and the ledger is open.
+
+    The configuration is loaded before any of this exists. Upstream health is deliberately not
+    part of it: that is what the metrics report.
+    """
+
+    def __init__(self, server: uvicorn.Server, ledger: Ledger | None) -> None:
+        self._server = server
+        self._ledger_open = ledger is not None
+        self._needs_ledger = ledger is not None
+
+    def ledger_closed(self) -> None:
+        self._ledger_open = False
+
+    def __call__(self) -> bool:
+        listening = self._server.started and not self._server.should_exit
+        return listening and (self._ledger_open or not self._needs_ledger)
+
+
 async def close_sources(sources: Sequence[Source]) -> None:
     with anyio.CancelScope(shield=True):
         for source in sources:
@@ -79,7 +100,10 @@ async def run_exporter(
     sources = build_sources(hub, sla.record)
     runtime = Runtime(hub, sources)
     auth = BasicAuth(web.basic_auth_users) if web and web.basic_auth_users else None
-    server = build_server(App(hub.exposition, lambda: runtime.ready, auth), web)
+    app = App(hub.exposition, lambda: False, auth)
+    server = build_server(app, web)
+    readiness = Readiness(server, ledger)
+    app.ready = readiness
     served = anyio.Event()
 
     async def serve() -> None:
@@ -109,4 +133,5 @@ async def run_exporter(
     finally:
         await close_sources(sources)
         if ledger is not None:
+            readiness.ledger_closed()
             ledger.close()
