@@ -22,6 +22,7 @@ from exporter.runtime import Runtime
 from exporter.server import App, build_server
 from exporter.sla_service import SlaService
 from exporter.sources.base import Source
+from exporter.sources.identity import IdentitySource
 from exporter.sources.inventory import InventorySource
 from exporter.sources.ping import PingSource, ProbeRecorder
 from exporter.sources.rollout import RolloutSource
@@ -35,13 +36,14 @@ SHUTDOWN_GRACE_SECONDS = 3.0
 
 
 def build_sources(hub: Hub, record: ProbeRecorder | None) -> list[Source]:
-    """One source per enabled subject: a probe per tenant, fleet and rollout when enabled,
-    and the status page when it has a URL."""
+    """One source per enabled subject: a probe per tenant, fleet (with the expiry of the
+    identity tctl uses) and rollout when enabled, and the status page when it has a URL."""
     sources: list[Source] = []
     for tenant in hub.tenants.values():
         sources.append(PingSource(hub, tenant, record))
         if tenant.config.inventory.enabled:
             sources.append(InventorySource(hub, tenant))
+            sources.append(IdentitySource(hub, tenant))
         if tenant.config.rollout.enabled:
             sources.append(RolloutSource(hub, tenant))
     if hub.settings.status_page.url:
