@@ -89,11 +89,13 @@ def _standin_rootfs(cache: Path) -> Path:
     """A minimal Debian 12 with Python 3.11: what `python:3.11-slim-bookworm` provides."""
     rootfs = cache / "python-standin-rootfs.tar"
     if not rootfs.is_file():
-        pending = cache / "python-standin-rootfs.tar.part"
+        # Written aside and renamed, so an interrupted run never leaves a half rootfs behind.
+        pending = cache / "python-standin-rootfs.part.tar"
         _run(
             [
                 "mmdebstrap",
                 "--quiet",
+                "--format=tar",
                 "--variant=minbase",
                 f"--include={STANDIN_PACKAGES}",
                 "bookworm",
