@@ -4,20 +4,33 @@
 # Teleport Enterprise `tctl` it runs for `tctl inventory ls`. Build:
 #   docker build -t teleport-cloud-exporter:0.1.0 .
 # Keep TELEPORT_VERSION at the tenants' major version (or one below): tctl must not be newer than
-# the cluster it talks to.
+# the cluster it talks to. Every base image is a build argument, so a build can substitute
+# mirrored or stand-in images (tests/test_container.py builds with stand-ins made from Debian).
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+ARG TELEPORT_IMAGE=public.ecr.aws/gravitational/teleport-ent-distroless
 ARG TELEPORT_VERSION=18.1.4
 
-# --- 1. build the wheel --------------------------------------------------------------------------
+# --- 1. the virtualenv: locked, hash-checked dependencies, then the project's wheel -------------
 FROM ${PYTHON_IMAGE} AS build
+# The CA bundle pip trusts; a build behind a TLS-inspecting proxy mounts the host's and points here.
+ARG PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
 WORKDIR /src
+# requirements.lock pins every distribution with its sha256 (scripts/lock.py): two builds a month
+# apart install the same bytes, or the build fails.
+COPY requirements.lock ./
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --require-hashes --only-binary=:all: -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
-RUN pip wheel --no-cache-dir --no-deps -w /dist .
+RUN /opt/venv/bin/pip wheel --no-deps -w /dist . \
+    && /opt/venv/bin/pip install --no-deps --no-index /dist/*.whl \
+    && /opt/venv/bin/pip check
 
 # --- 2. tctl from Teleport's own image (same Debian 12 glibc as the Python base) ----------------
-FROM public.ecr.aws/gravitational/teleport-ent-distroless:${TELEPORT_VERSION} AS teleport
+FROM ${TELEPORT_IMAGE}:${TELEPORT_VERSION} AS teleport
 
 # --- 3. runtime ----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
@@ -35,6 +48,7 @@ LABEL org.opencontainers.image.title="teleport-cloud-exporter" \
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends tini \
+    && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 
 # A fixed non-root UID/GID (65532, as distroless' "nonroot"), shared with the tbot sidecar so the
@@ -45,11 +59,8 @@ RUN groupadd --system --gid 65532 exporter \
     && install -d -o 65532 -g 65532 -m 0750 /var/lib/teleport-cloud-exporter \
     && install -d -m 0755 /etc/teleport-cloud-exporter
 
-# The wheel's dependencies come from PyPI at their newest compatible versions (pyproject.toml).
-RUN --mount=type=bind,from=build,source=/dist,target=/dist \
-    python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir /dist/*.whl
-
+# The same base as the build stage, so the venv's interpreter path holds here too.
+COPY --from=build /opt/venv /opt/venv
 COPY --from=teleport /usr/local/bin/tctl /usr/local/bin/tctl
 
 ENV PATH="/opt/venv/bin:${PATH}" \

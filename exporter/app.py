@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import anyio
+import uvicorn
 
 from exporter.clock import SystemClock
 from exporter.config import Settings
@@ -21,6 +22,7 @@ from exporter.runtime import Runtime
 from exporter.server import App, build_server
 from exporter.sla_service import SlaService
 from exporter.sources.base import Source
+from exporter.sources.identity import IdentitySource
 from exporter.sources.inventory import InventorySource
 from exporter.sources.ping import PingSource, ProbeRecorder
 from exporter.sources.rollout import RolloutSource
@@ -35,14 +37,15 @@ SHUTDOWN_GRACE_SECONDS = 3.0
 
 
 def build_sources(hub: Hub, record: ProbeRecorder | None) -> list[Source]:
-    """One source per enabled subject: a probe per tenant, fleet and rollout when enabled,
-    and the status page when it has a URL."""
+    """One source per enabled subject: a probe per tenant, fleet (with the expiry of the
+    identity tctl uses) and rollout when enabled, and the status page when it has a URL."""
     sources: list[Source] = []
     tctl_versions = TctlVersions(hub)
     for tenant in hub.tenants.values():
         sources.append(PingSource(hub, tenant, record))
         if tenant.config.inventory.enabled:
             sources.append(InventorySource(hub, tenant))
+            sources.append(IdentitySource(hub, tenant))
         if tenant.config.rollout.enabled:
             sources.append(RolloutSource(hub, tenant))
         if tenant.config.inventory.enabled or tenant.config.rollout.enabled:
@@ -50,6 +53,26 @@ def build_sources(hub: Hub, record: ProbeRecorder | None) -> list[Source]:
     if hub.settings.status_page.url:
         sources.append(StatusPageSource(hub, hub.settings.status_page))
     return sources
+
+
+class Readiness:
+    """What /readyz reports: the listener is up and not draining, and the ledger is open.
+
+    The configuration is loaded before any of this exists. Upstream health is deliberately not
+    part of it: that is what the metrics report.
+    """
+
+    def __init__(self, server: uvicorn.Server, ledger: Ledger | None) -> None:
+        self._server = server
+        self._ledger_open = ledger is not None
+        self._needs_ledger = ledger is not None
+
+    def ledger_closed(self) -> None:
+        self._ledger_open = False
+
+    def __call__(self) -> bool:
+        listening = self._server.started and not self._server.should_exit
+        return listening and (self._ledger_open or not self._needs_ledger)
 
 
 async def close_sources(sources: Sequence[Source]) -> None:
@@ -83,7 +106,10 @@ async def run_exporter(
     sources = build_sources(hub, sla.record)
     runtime = Runtime(hub, sources)
     auth = BasicAuth(web.basic_auth_users) if web and web.basic_auth_users else None
-    server = build_server(App(hub.exposition, lambda: runtime.ready, auth), web)
+    app = App(hub.exposition, lambda: False, auth)
+    server = build_server(app, web)
+    readiness = Readiness(server, ledger)
+    app.ready = readiness
     served = anyio.Event()
 
     async def serve() -> None:
@@ -113,4 +139,5 @@ async def run_exporter(
     finally:
         await close_sources(sources)
         if ledger is not None:
+            readiness.ledger_closed()
             ledger.close()

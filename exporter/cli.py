@@ -131,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(report)
     report.add_argument("--month", metavar="YYYY-MM", help="the month (default: the current one)")
     report.add_argument("--format", choices=("text", "json"), default="text")
+    report.add_argument(
+        "--ledger",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="a replica's state directory (or ledger file) instead of state_dir; repeat to merge "
+        "replicas: a minute is down only when every replica that observed it saw it down",
+    )
 
     docs = commands.add_parser("docs", help="print the metric catalogue as Markdown")
     docs.add_argument("what", choices=("metrics",))
@@ -178,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_check(settings)
         from exporter.sla_report import main_report
 
-        return main_report(_load(args), args.month, args.format, sys.stdout)
+        configured = _load(args) if args.config or not args.ledger else None
+        return main_report(configured, args.month, args.format, sys.stdout, ledgers=args.ledger)
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
         print(f"teleport-cloud-exporter: configuration error: {exc}", file=sys.stderr)

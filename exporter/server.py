@@ -48,7 +48,12 @@ def wants_gzip(accept_encoding: str) -> bool:
 
 
 class App:
-    """Routes: /metrics, /healthz (process alive), /readyz (every source succeeded once), /."""
+    """Routes: /metrics, /healthz (process alive), /readyz (able to serve), /.
+
+    `ready` says whether the exporter can serve (configuration loaded, ledger open, listener up),
+    never whether Teleport is healthy: a pod taken out of its Service during a Teleport outage
+    would fire the cluster's own alerts and hide the very series that report the outage.
+    """
 
     def __init__(
         self,
@@ -95,7 +100,7 @@ class App:
             if self.ready():
                 await _respond(send, 200, b"OK\n", "text/plain; charset=utf-8", head=head)
             else:
-                body = b"not ready: some sources have not succeeded yet\n"
+                body = b"not ready: starting up or shutting down\n"
                 await _respond(send, 503, body, "text/plain; charset=utf-8", head=head)
         elif path == "/":
             page = INDEX.format(version=__version__).encode()

@@ -4,6 +4,10 @@ The evidence a customer attaches to a service-credit claim: objective, budget, d
 maintenance, how much of the month was observed, uptime, and every down interval (consecutive
 down minutes, UTC). Read from the ledger only (opened read-only, so it can run next to the
 exporter); nothing is collected.
+
+With several ledgers (`--ledger DIR` repeated: the state directories of the replicas), the report
+merges them minute by minute (exporter.sla_merge): a minute is down only when every replica that
+observed it saw it down, observed when any did.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ import json
 import math
 import sqlite3
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any, Protocol, TextIO
 
-from exporter.config import Settings, TenantConfig
+from exporter.config import Settings, SlaConfig
 from exporter.ledger import Ledger, LedgerError
 from exporter.sla import (
     down_intervals,
@@ -25,6 +31,25 @@ from exporter.sla import (
     parse_month,
     summarize,
 )
+from exporter.sla_merge import MergedLedgers, MinuteSource
+
+
+class ReportTenant(Protocol):
+    """What the report needs of a tenant (a TenantConfig has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sla(self) -> SlaConfig: ...
+
+
+@dataclass(frozen=True)
+class LedgerTenant:
+    """A tenant found in the ledgers when no configuration names it: the default objective."""
+
+    name: str
+    sla: SlaConfig
 
 
 def iso(ts: float) -> str:
@@ -54,8 +79,8 @@ def percent(ratio: float, digits: int = 4) -> str:
 
 
 def build_report(
-    ledger: Ledger,
-    tenants: Iterable[TenantConfig],
+    ledger: MinuteSource,
+    tenants: Iterable[ReportTenant],
     month: str | None,
     now: float,
 ) -> dict[str, Any]:
@@ -103,8 +128,10 @@ def build_report(
                 ],
             }
         )
+    replicas = len(ledger.ledgers) if isinstance(ledger, MergedLedgers) else 1
     return {
         "month": month_label(start),
+        "replicas": replicas,
         "period_start": iso(start),
         "period_end": iso(end),
         "complete": complete,
@@ -122,6 +149,11 @@ def format_text(report: dict[str, Any]) -> str:
         f"SLA report {report['month']} (UTC {report['period_start']} to {report['period_end']}"
         f"{'' if report['complete'] else ', month to date'}), generated {report['generated_at']}",
     ]
+    if report.get("replicas", 1) > 1:
+        lines.append(
+            f"Merged from {report['replicas']} replicas' ledgers: a minute is down only when "
+            "every replica that observed it saw it down."
+        )
     for t in report["tenants"]:
         budget = t["budget_seconds"]
         downtime = t["downtime_seconds"]
@@ -160,12 +192,40 @@ def _seconds(value: float) -> str:
     return f"{text} s ({human_duration(value)})"
 
 
-def main_report(
-    settings: Settings, month: str | None, fmt: str, out: TextIO, now: float | None = None
-) -> int:
-    """The `sla report` command: 0 when printed, 2 when the ledger or the arguments are unusable.
+def _open_all(directories: Sequence[Path]) -> list[Ledger]:
+    opened: list[Ledger] = []
+    try:
+        for directory in directories:
+            # A path to the database file itself is accepted too.
+            state_dir = directory.parent if directory.is_file() else directory
+            opened.append(Ledger.open(state_dir, readonly=True))
+    except LedgerError:
+        for ledger in opened:
+            ledger.close()
+        raise
+    return opened
 
-    Errors go to stderr as one line; `out` receives the report only.
+
+def _tenants(settings: Settings | None, ledgers: Sequence[Ledger]) -> list[ReportTenant]:
+    if settings is not None:
+        return list(settings.tenants)
+    names = sorted({name for ledger in ledgers for name in ledger.tenants()})
+    return [LedgerTenant(name, SlaConfig()) for name in names]
+
+
+def main_report(
+    settings: Settings | None,
+    month: str | None,
+    fmt: str,
+    out: TextIO,
+    now: float | None = None,
+    ledgers: Sequence[Path] = (),
+) -> int:
+    """The `sla report` command: 0 when printed, 2 when a ledger or the arguments are unusable.
+
+    `ledgers` (state directories or database files) replace the configuration's state_dir and
+    are merged; without a configuration, every tenant found in them is reported with the default
+    SLA settings. Errors go to stderr as one line; `out` receives the report only.
     """
     if fmt not in ("text", "json"):
         print(f"sla report: unknown format {fmt!r}: expected text or json", file=sys.stderr)
@@ -176,19 +236,26 @@ def main_report(
         except ValueError as exc:
             print(f"sla report: {exc}", file=sys.stderr)
             return 2
+    directories = list(ledgers) or ([settings.state_dir] if settings is not None else [])
+    if not directories:
+        print("sla report: no ledger: pass --config FILE or --ledger DIR", file=sys.stderr)
+        return 2
     try:
-        ledger = Ledger.open(settings.state_dir, readonly=True)
+        opened = _open_all(directories)
     except LedgerError as exc:
         print(f"sla report: {exc}", file=sys.stderr)
         return 2
     try:
         when = datetime.now(UTC).timestamp() if now is None else now
-        report = build_report(ledger, settings.tenants, month, when)
+        source: MinuteSource = opened[0] if len(opened) == 1 else MergedLedgers(opened)
+        report = build_report(source, _tenants(settings, opened), month, when)
     except sqlite3.Error as exc:
         # A damaged or locked database is "unreadable", not a traceback.
-        print(f"sla report: cannot read {str(ledger.path)!r}: {exc}", file=sys.stderr)
+        paths = ", ".join(repr(str(ledger.path)) for ledger in opened)
+        print(f"sla report: cannot read {paths}: {exc}", file=sys.stderr)
         return 2
     finally:
-        ledger.close()
+        for ledger in opened:
+            ledger.close()
     out.write(format_json(report) if fmt == "json" else format_text(report))
     return 0

@@ -26,7 +26,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 PORT = 10437
 UID = 65532
 # What the build stage copies from the build context (kept in step with the Dockerfile).
-BUILD_INPUTS = ("pyproject.toml", "README.md", "exporter")
+BUILD_INPUTS = ("requirements.lock", "pyproject.toml", "README.md", "exporter")
 
 
 @dataclass
@@ -141,6 +141,31 @@ def test_base_images_are_pinned() -> None:
     )
 
 
+def test_every_base_image_is_a_build_argument() -> None:
+    """Mirrors and the container test's stand-ins replace every base image with --build-arg."""
+    recipe = _parse()
+    aliases = {stage.alias for stage in recipe.stages if stage.alias}
+    for stage in recipe.stages:
+        if stage.image in aliases:
+            continue
+        names = re.findall(r"\$\{(\w+)\}", stage.image)
+        assert names and re.fullmatch(r"(\$\{\w+\}:?)+", stage.image), (
+            f"FROM {stage.image}: the image must come from build arguments"
+        )
+        assert all(name in recipe.global_args for name in names)
+    assert "TELEPORT_IMAGE" in recipe.global_args
+
+
+def test_dependencies_are_installed_from_the_lock_with_hashes() -> None:
+    build = _parse().stages[0]
+    runs = " ".join(_instructions(build, "RUN"))
+    assert "--require-hashes" in runs and "-r requirements.lock" in runs
+    # The project's wheel brings no dependency of its own past the lock.
+    assert "--no-deps --no-index" in runs
+    final = _parse().final
+    assert any(c == "--from=build /opt/venv /opt/venv" for c in _instructions(final, "COPY"))
+
+
 def test_runs_as_non_root_and_exposes_the_port() -> None:
     final = _parse().final
     users = _instructions(final, "USER")
@@ -224,7 +249,7 @@ def _run(args: list[str | Path], cwd: Path, env: dict[str, str]) -> str:
 
 @pytest.mark.timeout(900)
 def test_wheel_installs_into_a_clean_venv_and_runs(tmp_path: Path) -> None:
-    """What the image does: build the wheel, install it into a fresh venv, run the command.
+    """What the image does: the locked dependencies, then the wheel, into a fresh venv; run it.
 
     Slow (a minute or two: it downloads the dependencies from PyPI) but part of the default run.
     """
@@ -246,20 +271,23 @@ def test_wheel_installs_into_a_clean_venv_and_runs(tmp_path: Path) -> None:
             shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(path, source / name)
-    dist = tmp_path / "dist"
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", venv], tmp_path, env)
+    pip = venv / "bin" / "pip"
     _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "-w", dist, "."],
+        [pip, "install", "--no-cache-dir", "--require-hashes", "-r", "requirements.lock"],
         source,
         env,
     )
+    dist = tmp_path / "dist"
+    _run([pip, "wheel", "--no-deps", "--no-cache-dir", "-w", dist, "."], source, env)
     wheels = list(dist.glob("*.whl"))
     assert len(wheels) == 1, wheels
     version = _project_version()
     assert wheels[0].name.startswith(f"teleport_cloud_exporter-{version}-")
 
-    venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", venv], tmp_path, env)
-    _run([venv / "bin" / "pip", "install", "--no-cache-dir", wheels[0]], tmp_path, env)
+    _run([pip, "install", "--no-deps", "--no-index", wheels[0]], tmp_path, env)
+    _run([pip, "check"], tmp_path, env)
 
     command = venv / "bin" / "teleport-cloud-exporter"
     assert command.is_file(), "the wheel installs no teleport-cloud-exporter console script"

@@ -31,6 +31,7 @@ GENERATE = K8S / "generate.py"
 TARGETS = ("base", "overlays/example")
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 PORT = 10437
+TBOT_DIAG_PORT = 3001
 UID = 65532
 # Oldest and newest Kubernetes versions the manifests are validated against.
 K8S_VERSIONS = ("1.29.0", "latest")
@@ -66,12 +67,12 @@ def _one(docs: tuple[Doc, ...], kind: str, name: str | None = None) -> Doc:
     return found[0]
 
 
-def _deployment(docs: tuple[Doc, ...]) -> Doc:
-    return _one(docs, "Deployment", "teleport-cloud-exporter")
+def _workload(docs: tuple[Doc, ...]) -> Doc:
+    return _one(docs, "StatefulSet", "teleport-cloud-exporter")
 
 
 def _pod(docs: tuple[Doc, ...]) -> Doc:
-    spec: Doc = _deployment(docs)["spec"]["template"]["spec"]
+    spec: Doc = _workload(docs)["spec"]["template"]["spec"]
     return spec
 
 
@@ -182,8 +183,8 @@ def test_renders_and_validates_against_kubernetes_schemas(target: str) -> None:
     expected = {
         "ServiceAccount",
         "ConfigMap",
-        "PersistentVolumeClaim",
-        "Deployment",
+        "StatefulSet",
+        "PodDisruptionBudget",
         "Service",
         "NetworkPolicy",
         "ServiceMonitor",
@@ -235,19 +236,75 @@ def test_crds_are_well_formed(target: str) -> None:
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_one_replica_recreated_with_the_ledger_on_a_pvc(target: str) -> None:
+def test_two_replicas_each_with_its_own_ledger(target: str) -> None:
     docs = _render(target)
-    deployment = _deployment(docs)
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    workload = _workload(docs)
+    spec = workload["spec"]
+    assert spec["replicas"] == 2
+    assert not any(doc["kind"] == "PersistentVolumeClaim" for doc in docs), "a shared claim"
     pod = _pod(docs)
     state_dir = str(_exporter_config(docs)["state_dir"])
     mount = _mount_at(_container(pod, "exporter"), state_dir)
     assert not mount.get("readOnly", False)
-    claim = _volume(pod, mount["name"])["persistentVolumeClaim"]["claimName"]
-    pvc = _one(docs, "PersistentVolumeClaim", claim)
-    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
-    assert pvc["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert all(v["name"] != mount["name"] for v in pod["volumes"]), "the ledger is a pod volume"
+    (claim,) = [t for t in spec["volumeClaimTemplates"] if t["metadata"]["name"] == mount["name"]]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain",
+        "whenScaled": "Retain",
+    }
+    # The governing Service exists and is headless.
+    service = _one(docs, "Service", spec["serviceName"])
+    assert service["spec"]["clusterIP"] == "None"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_disruption_budget_and_anti_affinity_keep_one_replica_probing(target: str) -> None:
+    docs = _render(target)
+    spec = _workload(docs)["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    budget = _one(docs, "PodDisruptionBudget")
+    assert _selects(budget["spec"]["selector"]["matchLabels"], labels)
+    budget_spec = budget["spec"]
+    allowed_down = budget_spec.get(
+        "maxUnavailable", spec["replicas"] - budget_spec.get("minAvailable", 0)
+    )
+    assert allowed_down == spec["replicas"] - 1, "a drain may take one replica, never both"
+
+    terms = spec["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    by_host = [
+        t["podAffinityTerm"]
+        for t in terms
+        if t["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    ]
+    assert len(by_host) == 1 and _selects(by_host[0]["labelSelector"]["matchLabels"], labels)
+    spread = spec["template"]["spec"]["topologySpreadConstraints"]
+    assert [c["topologyKey"] for c in spread] == ["topology.kubernetes.io/zone"]
+    assert _selects(spread[0]["labelSelector"]["matchLabels"], labels)
+
+
+def test_rules_take_the_best_replica_of_the_probe() -> None:
+    """Two replicas probe each tenant: the SLA burn rates must count a failure only when every
+    replica saw it, as `sla report` merges the ledgers."""
+    docs = _render("base")
+    rules = [r for g in _one(docs, "PrometheusRule")["spec"]["groups"] for r in g.get("rules", [])]
+    ratios = [r for r in rules if "record" in r and "probe_error" in r["record"]]
+    assert ratios, "no probe error-ratio recording rules"
+    best = {
+        r["record"]
+        for r in rules
+        if "record" in r
+        and re.fullmatch(
+            r"max by \(tenant\) \(teleport_cloud_probe_success\)", str(r["expr"]).strip()
+        )
+    }
+    assert best, "no max by (tenant) over probe_success"
+    for rule in ratios:
+        assert "teleport_cloud_probe_success{" not in str(rule["expr"])
+        assert any(name in str(rule["expr"]) for name in best), rule
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -262,9 +319,9 @@ def test_metrics_port_agrees_across_container_service_monitor_and_config(target:
     assert listen.rsplit(":", 1)[1] == str(PORT)
 
     service = _one(docs, "Service", "teleport-cloud-exporter")
-    template_labels = _deployment(docs)["spec"]["template"]["metadata"]["labels"]
+    template_labels = _workload(docs)["spec"]["template"]["metadata"]["labels"]
     assert _selects(service["spec"]["selector"], template_labels)
-    assert _selects(_deployment(docs)["spec"]["selector"]["matchLabels"], template_labels)
+    assert _selects(_workload(docs)["spec"]["selector"]["matchLabels"], template_labels)
     service_ports = {p["name"]: p for p in service["spec"]["ports"]}
     assert "http-metrics" in service_ports
     http = service_ports["http-metrics"]
@@ -273,7 +330,25 @@ def test_metrics_port_agrees_across_container_service_monitor_and_config(target:
 
     monitor = _one(docs, "ServiceMonitor")
     assert _selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
-    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["http-metrics"]
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["http-metrics", "tbot-diag"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_tbot_metrics_are_scraped_under_their_own_job(target: str) -> None:
+    docs = _render(target)
+    tbot = _container(_pod(docs), "tbot")
+    diag = _flag_value(tbot["args"], "--diag-addr")
+    diag_port = int(diag.rsplit(":", 1)[1])
+    assert diag.rsplit(":", 1)[0] in ("0.0.0.0", ""), "the diagnostics listener must be reachable"
+    assert _container_port(tbot, "tbot-diag") == diag_port
+    service = _one(docs, "Service", "teleport-cloud-exporter")
+    (port,) = [p for p in service["spec"]["ports"] if p["name"] == "tbot-diag"]
+    assert _container_port(tbot, port["targetPort"]) == diag_port
+    monitor = _one(docs, "ServiceMonitor")
+    (endpoint,) = [e for e in monitor["spec"]["endpoints"] if e["port"] == "tbot-diag"]
+    assert endpoint["path"] == "/metrics"
+    jobs = [r for r in endpoint.get("relabelings", []) if r.get("targetLabel") == "job"]
+    assert [r.get("replacement") for r in jobs] == ["teleport-cloud-exporter-tbot"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -391,7 +466,7 @@ def test_teleport_token_admits_this_service_account(target: str) -> None:
     allowed = [rule["service_account"] for rule in spec["kubernetes"]["allow"]]
     account = _pod(docs)["serviceAccountName"]
     _one(docs, "ServiceAccount", account)
-    namespace = _deployment(docs)["metadata"].get("namespace")
+    namespace = _workload(docs)["metadata"].get("namespace")
     if namespace is None:  # the base leaves the namespace to overlays
         assert any(entry.endswith(f":{account}") for entry in allowed)
     else:
@@ -423,7 +498,7 @@ def test_network_policy_allows_only_metrics_in_and_https_dns_out(target: str) ->
     docs = _render(target)
     policy = _one(docs, "NetworkPolicy")
     spec = policy["spec"]
-    template_labels = _deployment(docs)["spec"]["template"]["metadata"]["labels"]
+    template_labels = _workload(docs)["spec"]["template"]["metadata"]["labels"]
     assert _selects(spec["podSelector"]["matchLabels"], template_labels)
     assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
 
@@ -436,7 +511,7 @@ def test_network_policy_allows_only_metrics_in_and_https_dns_out(target: str) ->
                 found.add((port.get("protocol", "TCP"), port["port"]))
         return found
 
-    assert ports(spec["ingress"]) == {("TCP", PORT)}
+    assert ports(spec["ingress"]) == {("TCP", PORT), ("TCP", TBOT_DIAG_PORT)}
     assert ports(spec["egress"]) == {("TCP", 443), ("UDP", 53), ("TCP", 53)}
 
 
@@ -655,3 +730,80 @@ def test_exporter_config_loads_with_the_project_loader(
     settings = load_config(path)
     assert len(settings.tenants) == len(config["tenants"])
     assert str(settings.state_dir) == config["state_dir"]
+
+
+# --- the Prometheus Operator ---------------------------------------------------------------------
+
+# Labels Prometheus and the Operator attach to every target of a ServiceMonitor.
+OPERATOR_TARGET_LABELS = {"job", "instance", "pod", "namespace", "service", "endpoint", "container"}
+
+
+def _target_labels(monitor: Doc) -> set[str]:
+    """Every label the Operator's scrape configuration puts on the targets of `monitor`."""
+    spec = monitor["spec"]
+    labels = set(OPERATOR_TARGET_LABELS)
+    labels |= set(spec.get("targetLabels", [])) | set(spec.get("podTargetLabels", []))
+    for endpoint in spec["endpoints"]:
+        for relabel in endpoint.get("relabelings", []):
+            if relabel.get("action", "replace") in ("replace", "hashmod", "lowercase", "uppercase"):
+                labels.add(relabel["targetLabel"])
+    return labels
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_no_exported_label_collides_with_a_target_label(target: str) -> None:
+    """A collision makes Prometheus rename the exported label to exported_<name> (honorLabels
+    false) or drop the target's (true): either way dashboards and alerts break."""
+    from exporter.metrics import CATALOGUE
+
+    monitor = _one(_render(target), "ServiceMonitor")
+    exporter_endpoints = [e for e in monitor["spec"]["endpoints"] if e["port"] == "http-metrics"]
+    assert len(exporter_endpoints) == 1
+    assert exporter_endpoints[0].get("honorLabels", False) is False
+    for endpoint in monitor["spec"]["endpoints"]:
+        for relabel in endpoint.get("metricRelabelings", []):
+            assert not str(relabel.get("targetLabel", "")).startswith("exported_")
+    targets = _target_labels(monitor)
+    exported = {label: spec.name for spec in CATALOGUE for label in spec.labels}
+    collisions = {label: exported[label] for label in exported.keys() & targets}
+    assert not collisions, f"exported labels named like target labels: {collisions}"
+    assert "teleport_service" in exported and "protocol" in exported  # the renamed ones
+
+
+def test_collision_check_sees_a_colliding_label() -> None:
+    """The check above can fail: a ServiceMonitor copying a Service label named `tenant`."""
+    monitor = {"spec": {"targetLabels": ["tenant"], "endpoints": [{"port": "http-metrics"}]}}
+    assert "tenant" in _target_labels(monitor)
+    from exporter.metrics import CATALOGUE
+
+    assert any("tenant" in spec.labels for spec in CATALOGUE)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_monitoring_objects_carry_the_labels_kube_prometheus_selects(target: str) -> None:
+    docs = _render(target)
+    monitor = _one(docs, "ServiceMonitor")["metadata"]["labels"]
+    rule = _one(docs, "PrometheusRule")["metadata"]["labels"]
+    # kube-prometheus-stack: serviceMonitorSelector / ruleSelector {release: <release>}
+    assert monitor["release"] == rule["release"] == "kube-prometheus-stack"
+    # kube-prometheus (jsonnet): ruleSelector {prometheus: k8s, role: alert-rules}
+    assert (rule["prometheus"], rule["role"]) == ("k8s", "alert-rules")
+    dashboards = [
+        doc
+        for doc in docs
+        if doc["kind"] == "ConfigMap" and any(k.endswith(".json") for k in doc.get("data", {}))
+    ]
+    assert dashboards
+    for doc in dashboards:
+        assert doc["metadata"]["labels"]["grafana_dashboard"] == "1"  # the sidecar's default
+    for doc in docs:
+        if doc["kind"] == "ConfigMap" and doc not in dashboards:
+            assert "grafana_dashboard" not in doc["metadata"].get("labels", {})
+
+
+def test_selection_labels_are_set_in_one_place() -> None:
+    """The release name (and the other selection labels) appear in one file of the tree."""
+    files = [p for p in K8S.rglob("*.yaml") if p.is_file()]
+    for needle in ("release: kube-prometheus-stack", "role: alert-rules"):
+        holders = [p.relative_to(K8S) for p in files if needle in p.read_text()]
+        assert holders == [Path("components/kube-prometheus/kustomization.yaml")], needle

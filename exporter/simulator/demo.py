@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,22 @@ def tctl_scenario(scenario: str, agents: int) -> dict[str, Any]:
     }
 
 
+def simulated_identity(sim: SimulatedTenant) -> bytes:
+    """An identity file's key and TLS certificate from the simulator's CA, valid for a day (the
+    fake tctl only checks that the file exists; the identity source reads its expiry)."""
+    expiry = datetime.now(UTC) + timedelta(days=1)
+    leaf = sim.ca.issue_cert("bot-teleport-cloud-exporter", not_after=expiry)
+    return leaf.private_key_pem.bytes() + leaf.cert_chain_pems[0].bytes()
+
+
 def demo_config(
     sim: SimulatedTenant, workdir: Path, tctl: Path, listen: str, fast: bool = True
 ) -> dict[str, Any]:
     """A configuration file's content pointing at the simulator."""
     identity = workdir / "identity"
     if not identity.exists():
-        identity.write_text("simulated identity: the fake tctl does not read it\n")
+        identity.write_bytes(simulated_identity(sim))
+        identity.chmod(0o600)
     return {
         "listen_address": listen,
         "state_dir": str(workdir / "state"),
