@@ -82,6 +82,14 @@ class InventoryConfig(_Strict):
     max_output_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
 
 
+class VersionChannelConfig(_Strict):
+    """The v1 version channel, polled only while ping carries no `auto_update`."""
+
+    enabled: bool = True
+    interval: Duration = 300.0
+    timeout: Duration = 10.0
+
+
 class RolloutConfig(_Strict):
     enabled: bool = True
     interval: Duration = 300.0
@@ -97,6 +105,7 @@ class TenantConfig(_Strict):
     name: str = ""
     ca_file: Path | None = None
     ping: PingConfig = PingConfig()
+    version_channel: VersionChannelConfig = VersionChannelConfig()
     inventory: InventoryConfig = InventoryConfig()
     rollout: RolloutConfig = RolloutConfig()
     sla: SlaConfig = SlaConfig()
