@@ -180,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return main_report(_load(args), args.month, args.format, sys.stdout)
     except ConfigError as exc:
-        log.error("configuration error: %s", exc)
-        print(f"teleport-cloud-exporter: configuration error: {exc}", file=sys.stderr)
+        # One line, whatever the cause's text holds (YAML errors span lines).
+        message = " ".join(str(exc).split())
+        print(f"teleport-cloud-exporter: configuration error: {message}", file=sys.stderr)
         return EXIT_CONFIG
 
 

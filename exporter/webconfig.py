@@ -84,9 +84,9 @@ class WebConfig(BaseModel):
 
 def load_web_config(path: Path) -> WebConfig:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"web config {str(path)!r}: {exc}") from exc
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"web config {str(path)!r}: {exc}") from None
     base = path.parent
 
     def _resolve(value: object) -> object:
