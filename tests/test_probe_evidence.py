@@ -22,23 +22,13 @@ from exporter.sources.ping import PING_PATH, PingSource
 from exporter.sources.version_channel import CHANNEL_PATH, VersionChannelSource, parse_channel
 from exporter.state import Hub
 from tests.conftest import parse_samples, tenant_config, value
+from tests.hostile.env import Recorder
 
 
 @pytest.fixture
 def scripted(sim: SimulatedTenant) -> Any:
     yield sim.app.scripted
     sim.app.scripted.clear()
-
-
-class Recorder:
-    def __init__(self, delay: float = 0.0) -> None:
-        self.calls: list[bool] = []
-        self.delay = delay
-
-    async def __call__(self, tenant: str, at: float, success: bool) -> None:
-        self.calls.append(success)
-        if self.delay:
-            await anyio.sleep(self.delay)
 
 
 def _hub(sim: SimulatedTenant, tmp_path: Path, **tenant: Any) -> Hub:

@@ -161,6 +161,8 @@ class PingSource(Source):
                 await response.aclose()
         except Exception as exc:
             self._finish(result, timer, start)
+            if not isinstance(exc, httpx.HTTPError | OSError | SourceError | TimeoutError):
+                raise  # a bug of ours, not the proxy's failure: the runtime calls it internal
             raise error_from_exception(exc) from exc
         self._finish(result, timer, start, end)
         if result.status_code != 200:
