@@ -153,14 +153,17 @@ class BasicAuth:
             self._workers = anyio.CapacityLimiter(HASH_WORKERS)
         if self._workers.statistics().tasks_waiting >= MAX_WAITING_CHECKS:
             return "busy"
+        # The failure is taken before hashing and given back on success: concurrent guesses
+        # from one client cannot all pass the limit while their checks are still running.
+        self.limiter.failed(client)
         user, password = credentials
         hashed = self._users.get(user.decode(errors="replace"))
         matches = await anyio.to_thread.run_sync(
             _checkpw, password, hashed or self._dummy, limiter=self._workers
         )
         if hashed is None or not matches:
-            self.limiter.failed(client)
             return "invalid"
+        self.limiter.refund(client)
         self._good[digest] = None
         while len(self._good) > MAX_GOOD:
             del self._good[next(iter(self._good))]

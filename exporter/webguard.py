@@ -75,6 +75,12 @@ class FailureLimiter:
         while len(self._buckets) > self.max_clients:
             self._buckets.popitem(last=False)
 
+    def refund(self, client: str) -> None:
+        """Give back a failure taken up front (`failed` before a check that then succeeded)."""
+        if client in self._buckets:
+            tokens, since = self._buckets[client]
+            self._buckets[client] = (min(float(self.burst), tokens + 1.0), since)
+
     def retry_after(self, client: str) -> int:
         missing = 1.0 - self._tokens(client, self.clock())
         return max(1, int(missing * self.refill_seconds + 0.999))

@@ -252,3 +252,25 @@ class _Serving:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.sock.close()
+
+
+def test_concurrent_guesses_cannot_outrun_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    spy = CheckSpy(monkeypatch)
+    auth = BasicAuth({"alice": HASH}, FailureLimiter(burst=5))
+
+    async def run() -> list[str]:
+        verdicts: list[str] = []
+
+        async def guess(n: int) -> None:
+            verdicts.append(await auth.check(_basic("alice", f"guess-{n}"), "attacker"))
+
+        async with anyio.create_task_group() as group:
+            for n in range(30):
+                group.start_soon(guess, n)
+        verdicts.append(await auth.check(_basic("alice", "secret"), "someone-else"))
+        return verdicts
+
+    verdicts = anyio.run(run)
+    assert len(spy.hashes) == 6, "5 guesses hashed, then the limit; plus the other client"
+    assert verdicts.count("invalid") == 5 and verdicts.count("rate_limited") == 25
+    assert verdicts[-1] == "ok"
