@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -227,6 +228,14 @@ def _ping_long_name(env: Env) -> str:
     return f"probe={run.reason()} metrics{'<' if size < 65536 else '>='}64KiB"
 
 
+@case("ping-100kb-proxy-address", "probe", "probe=ok metrics<64KiB", pending="exposition")
+def _ping_long_address(env: Env) -> str:
+    env.ping_with(lambda body: body["proxy"]["ssh"].update(public_addr="a" * 100_000 + ":443"))
+    run = _probe(env)
+    size = len(run.hub.exposition.body())
+    return f"probe={run.reason()} metrics{'<' if size < 65536 else '>='}64KiB"
+
+
 @case("ping-control-characters-in-labels", "probe", "probe=ok exposition parses")
 def _ping_control(env: Env) -> str:
     env.ping_with(lambda body: body.update(cluster_name='a"b\\c\nd\x00e', edition="\u202e"))
@@ -370,6 +379,15 @@ def _page_huge(env: Env) -> str:
     run = _page(env)
     series = run.count("teleport_cloud_status_component")
     return f"status_page={run.reason()} component_series{'<=1250' if series <= 1250 else '>1250'}"
+
+
+@case("status-100kb-component-name", "status_page", "metrics<64KiB", pending="exposition")
+def _page_long_name(env: Env) -> str:
+    summary = _summary()
+    summary["components"] = [{"id": "c1", "name": "n" * 100_000, "status": "operational"}]
+    env.script(SUMMARY_PATH, body=json.dumps(summary).encode())
+    size = len(_page(env).hub.exposition.body())
+    return "metrics<64KiB" if size < 65536 else f"metrics={size}B"
 
 
 @case("status-repeated-component-ids", "status_page", "status_page=ok component_series=5")
@@ -538,6 +556,51 @@ def _auth_http(env: Env) -> str:
         logging.disable(disabled)
         logging.getLogger().removeHandler(handler)
     return f"status={status} tracebacks={sum(1 for r in records if r.exc_info)}"
+
+
+async def _wrong_password(client: httpx.AsyncClient, url: str, n: int) -> None:
+    await client.get(url + "/metrics", auth=("alice", f"wrong-{n}"))
+
+
+@case("auth-flood-200-wrong-passwords", "web", "hashed<=10 at_once<=2 scrape=200")
+def _auth_flood(env: Env) -> str:
+    from exporter import webconfig
+    from tests.test_web_guard import _Serving
+
+    real = webconfig._checkpw
+    running, most, hashed = [0], [0], [0]
+    lock = threading.Lock()
+
+    def counting(password: bytes, digest: bytes) -> bool:
+        with lock:
+            running[0] += 1
+            hashed[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return real(password, digest)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    webconfig._checkpw = counting
+    try:
+        with _Serving(BasicAuth({"alice": HASH})) as url:
+            httpx.get(url + "/metrics", auth=("alice", "secret"))  # Prometheus, remembered
+
+            async def flood() -> None:
+                client = httpx.AsyncClient(timeout=60)
+                async with client, anyio.create_task_group() as group:
+                    for n in range(200):
+                        group.start_soon(_wrong_password, client, url, n)
+
+            anyio.run(flood)
+            scrape = httpx.get(url + "/metrics", auth=("alice", "secret")).status_code
+    finally:
+        webconfig._checkpw = real
+    return (
+        f"hashed{'<=10' if hashed[0] <= 11 else f'={hashed[0]}'} "
+        f"at_once{'<=2' if most[0] <= 2 else f'={most[0]}'} scrape={scrape}"
+    )
 
 
 @case("web-1mib-request-head", "web", "rejected")
