@@ -568,16 +568,16 @@ def _auth_flood(env: Env) -> str:
     from tests.test_web_guard import _Serving
 
     real = webconfig._checkpw
-    running, most, hashed = [0], [0], [0]
+    running, most, checks = [0], [0], [0]
     lock = threading.Lock()
 
-    def counting(password: bytes, digest: bytes) -> bool:
+    def counting(password: bytes, hashed: bytes) -> bool:
         with lock:
             running[0] += 1
-            hashed[0] += 1
+            checks[0] += 1
             most[0] = max(most[0], running[0])
         try:
-            return real(password, digest)
+            return real(password, hashed)
         finally:
             with lock:
                 running[0] -= 1
@@ -598,7 +598,7 @@ def _auth_flood(env: Env) -> str:
     finally:
         webconfig._checkpw = real
     return (
-        f"hashed{'<=10' if hashed[0] <= 11 else f'={hashed[0]}'} "
+        f"hashed{'<=10' if checks[0] <= 11 else f'={checks[0]}'} "
         f"at_once{'<=2' if most[0] <= 2 else f'={most[0]}'} scrape={scrape}"
     )
 
