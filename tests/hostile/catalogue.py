@@ -562,7 +562,7 @@ async def _wrong_password(client: httpx.AsyncClient, url: str, n: int) -> None:
     await client.get(url + "/metrics", auth=("alice", f"wrong-{n}"))
 
 
-@case("auth-flood-200-wrong-passwords", "web", "hashed<=10 at_once<=2 scrape=200")
+@case("auth-flood-200-wrong-passwords", "web", "hashed<=11 at_once<=2 scrape=200")
 def _auth_flood(env: Env) -> str:
     from exporter import webconfig
     from tests.test_web_guard import _Serving
@@ -585,7 +585,8 @@ def _auth_flood(env: Env) -> str:
     webconfig._checkpw = counting
     try:
         with _Serving(BasicAuth({"alice": HASH})) as url:
-            httpx.get(url + "/metrics", auth=("alice", "secret"))  # Prometheus, remembered
+            # Prometheus logs in once (1 hash), then the flood gets its burst of 10 at most
+            httpx.get(url + "/metrics", auth=("alice", "secret"))
 
             async def flood() -> None:
                 client = httpx.AsyncClient(timeout=60)
@@ -598,7 +599,7 @@ def _auth_flood(env: Env) -> str:
     finally:
         webconfig._checkpw = real
     return (
-        f"hashed{'<=10' if checks[0] <= 11 else f'={checks[0]}'} "
+        f"hashed{'<=11' if checks[0] <= 11 else f'={checks[0]}'} "
         f"at_once{'<=2' if most[0] <= 2 else f'={most[0]}'} scrape={scrape}"
     )
 
