@@ -555,7 +555,8 @@ WEB_CLOSED = _family(
     "web_connections_closed",
     "counter",
     "Connections to the exporter closed by its limits (over_limit: too many open connections; "
-    "header_timeout: request headers not complete in time).",
+    "header_timeout: request headers not complete in time; write_timeout: the client stopped "
+    "reading the answer).",
     "reason",
 )
 

@@ -3,9 +3,10 @@
 - `FailureLimiter`: a token bucket of failed logins per client address, so guessing passwords
   costs the attacker time and costs us no bcrypt once the bucket is empty.
 - `GuardedH11Protocol`: uvicorn's h11 protocol with a cap on open connections (the oldest
-  connection with no request in flight makes room, else the new one is closed) and a deadline
-  for a request's headers (a half-sent request cannot hold a descriptor forever); uvicorn's own
-  `timeout_keep_alive` closes idle kept-alive connections.
+  connection with no request in flight makes room, else the new one is closed), a deadline
+  for a request's headers (a half-sent request cannot hold a descriptor forever) and one for a
+  stalled answer (a client that stops reading); uvicorn's own `timeout_keep_alive` closes idle
+  kept-alive connections.
 - `WebCounters`: what the above refused, published as
   `teleport_cloud_web_auth_failures_total{reason}` and
   `teleport_cloud_web_connections_closed_total{reason}` at most once a second.
@@ -31,6 +32,9 @@ MAX_CONNECTIONS = 256
 tctl and the status page always find descriptors."""
 HEADER_TIMEOUT = 10.0
 """Seconds from a request's first byte (or the connection's start) to its complete headers."""
+WRITE_TIMEOUT = 30.0
+"""Seconds an answer may sit unread (the client's window closed) before the connection is
+closed: a client that asks and never reads must not hold a connection slot forever."""
 KEEP_ALIVE_TIMEOUT = 30.0
 """Idle seconds before a kept-alive connection is closed (Prometheus reconnects at no cost)."""
 MAX_HEADER_BYTES = 16 * 1024
@@ -87,7 +91,7 @@ class FailureLimiter:
 
 
 AUTH_FAILURE_REASONS = ("invalid", "rate_limited", "busy")
-CLOSE_REASONS = ("over_limit", "header_timeout")
+CLOSE_REASONS = ("over_limit", "header_timeout", "write_timeout")
 
 
 class WebCounters:
@@ -153,8 +157,10 @@ class GuardedH11Protocol(H11Protocol):
     counters: ClassVar[WebCounters | None] = None
     max_connections: ClassVar[int] = MAX_CONNECTIONS
     header_timeout: ClassVar[float] = HEADER_TIMEOUT
+    write_timeout: ClassVar[float] = WRITE_TIMEOUT
 
     _header_timer: asyncio.TimerHandle | None = None
+    _write_timer: asyncio.TimerHandle | None = None
     _opened: float = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -173,7 +179,27 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
+        self._disarm_write_timer()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(self.write_timeout, self._write_stalled)
+
+    def resume_writing(self) -> None:
+        self._disarm_write_timer()
+        super().resume_writing()
+
+    def _disarm_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _write_stalled(self) -> None:
+        self._write_timer = None
+        if not self.transport.is_closing():
+            self._close("write_timeout")
 
     def _idle(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
@@ -209,6 +235,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def _close(self, reason: str) -> None:
         self._disarm_header_timer()
+        self._disarm_write_timer()
         if self.counters is not None:
             self.counters.connection_closed(reason)
         self.transport.abort()

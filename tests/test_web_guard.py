@@ -232,9 +232,9 @@ class _Serving:
     """The exporter's HTTP server on a loopback port, in a thread, for one test."""
 
     def __init__(self, auth: BasicAuth | None, **limits: Any) -> None:
-        exposition = Exposition()
+        self.exposition = Exposition()
         self.sock = bind("127.0.0.1:0")
-        self.server = build_server(App(exposition, lambda: True, auth), None, 1.0, **limits)
+        self.server = build_server(App(self.exposition, lambda: True, auth), None, 1.0, **limits)
         assert isinstance(self.server, _Server)
         self.thread = threading.Thread(
             target=lambda: anyio.run(lambda: self.server.serve(sockets=[self.sock])), daemon=True
@@ -274,3 +274,34 @@ def test_concurrent_guesses_cannot_outrun_the_limit(monkeypatch: pytest.MonkeyPa
     assert len(spy.hashes) == 6, "5 guesses hashed, then the limit; plus the other client"
     assert verdicts.count("invalid") == 5 and verdicts.count("rate_limited") == 25
     assert verdicts[-1] == "ok"
+
+
+def test_a_client_that_stops_reading_is_closed() -> None:
+    from prometheus_client.core import GaugeMetricFamily
+
+    family = GaugeMetricFamily("big", "a large body", labels=["n"])
+    for n in range(150_000):
+        family.add_metric([f"{n:0>60}"], float(n))
+    serving = _Serving(None, write_timeout=0.5)
+    with serving as url:
+        port = int(url.rsplit(":", 1)[1])
+        serving.exposition.update(("big",), [family])
+        reader = socket.socket()
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.connect(("127.0.0.1", port))
+        try:
+            reader.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read
+            threading.Event().wait(0.3)  # let the answer start before the body shrinks again
+            serving.exposition.update(("big",), [])
+            name = "teleport_cloud_web_connections_closed_total"
+            stalled = 0.0
+            with httpx.Client() as client:
+                for _ in range(25):
+                    threading.Event().wait(0.2)
+                    samples = parse_samples(client.get(url + "/metrics").text)
+                    stalled = value(samples, name, reason="write_timeout")
+                    if stalled:
+                        break
+            assert stalled == 1
+        finally:
+            reader.close()

@@ -639,6 +639,14 @@ def _web_idle(env: Env) -> str:
     return f"closed={closed} scrape={scrape}"
 
 
+@case("web-client-never-reads-answer", "web", "closed")
+def _web_slow_reader(env: Env) -> str:
+    from tests.test_web_guard import test_a_client_that_stops_reading_is_closed
+
+    test_a_client_that_stops_reading_is_closed()  # asserts the write_timeout close
+    return "closed"
+
+
 @case("web-accept-error-log-flood", "web", "passed=5 of 10000")
 def _web_log_flood(env: Env) -> str:
     limit = RateLimit()
