@@ -28,6 +28,7 @@ from exporter.sources.ping import PingSource, ProbeRecorder
 from exporter.sources.rollout import RolloutSource
 from exporter.sources.statuspage import StatusPageSource
 from exporter.sources.tctl_version import TctlVersions, TctlVersionSource
+from exporter.sources.version_channel import VersionChannelSource
 from exporter.state import Hub
 from exporter.webconfig import BasicAuth, WebConfig
 
@@ -43,6 +44,8 @@ def build_sources(hub: Hub, record: ProbeRecorder | None) -> list[Source]:
     tctl_versions = TctlVersions(hub)
     for tenant in hub.tenants.values():
         sources.append(PingSource(hub, tenant, record))
+        if tenant.config.version_channel.enabled:
+            sources.append(VersionChannelSource(hub, tenant))
         if tenant.config.inventory.enabled:
             sources.append(InventorySource(hub, tenant))
             sources.append(IdentitySource(hub, tenant))

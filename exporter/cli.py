@@ -190,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         configured = _load(args) if args.config or not args.ledger else None
         return main_report(configured, args.month, args.format, sys.stdout, ledgers=args.ledger)
     except ConfigError as exc:
-        log.error("configuration error: %s", exc)
-        print(f"teleport-cloud-exporter: configuration error: {exc}", file=sys.stderr)
+        # One line, whatever the cause's text holds (YAML errors span lines).
+        message = " ".join(str(exc).split())
+        print(f"teleport-cloud-exporter: configuration error: {message}", file=sys.stderr)
         return EXIT_CONFIG
 
 

@@ -7,6 +7,7 @@ which the command line prints before exiting with code 2.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from contextvars import ContextVar
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -29,6 +31,7 @@ from pydantic_settings import (
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 DEFAULT_PORT = 10437
@@ -63,6 +66,16 @@ def parse_duration(value: object) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
+def _no_nul(value: Path) -> Path:
+    # The OS cannot take such a path; caught here it names the key instead of failing later.
+    if "\x00" in str(value):
+        raise ValueError("path contains a NUL byte")
+    return value
+
+
+SafePath = Annotated[Path, AfterValidator(_no_nul)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -74,14 +87,22 @@ class PingConfig(_Strict):
 
 class InventoryConfig(_Strict):
     enabled: bool = True
-    tctl: str = "tctl"
-    identity_file: Path = Path("/opt/machine-id/identity")
+    tctl: str = Field(default="tctl", pattern=r"^[^\x00]+$")
+    identity_file: SafePath = Path("/opt/machine-id/identity")
     interval: Duration = 60.0
     timeout: Duration = 60.0
     per_agent_metrics: bool = True
     # ~630 bytes per agent as tctl prints it: 64 MiB holds 100,000 agents, and parsing that much
     # still fits the shipped 512 MiB memory limit (256 MiB of JSON would need over 1 GiB).
     max_output_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+
+
+class VersionChannelConfig(_Strict):
+    """The v1 version channel, polled only while ping carries no `auto_update`."""
+
+    enabled: bool = True
+    interval: Duration = 300.0
+    timeout: Duration = 10.0
 
 
 class RolloutConfig(_Strict):
@@ -97,8 +118,9 @@ class SlaConfig(_Strict):
 class TenantConfig(_Strict):
     proxy: str
     name: str = ""
-    ca_file: Path | None = None
+    ca_file: SafePath | None = None
     ping: PingConfig = PingConfig()
+    version_channel: VersionChannelConfig = VersionChannelConfig()
     inventory: InventoryConfig = InventoryConfig()
     rollout: RolloutConfig = RolloutConfig()
     sla: SlaConfig = SlaConfig()
@@ -153,7 +175,7 @@ class StatusPageConfig(_Strict):
     interval: Duration = 60.0
     timeout: Duration = 10.0
     components: list[str] = []
-    ca_file: Path | None = None
+    ca_file: SafePath | None = None
 
     @field_validator("url")
     @classmethod
@@ -179,7 +201,7 @@ class Settings(BaseSettings):
     )
 
     listen_address: str = DEFAULT_LISTEN_ADDRESS
-    state_dir: Path = Path("/var/lib/teleport-cloud-exporter")
+    state_dir: SafePath = Path("/var/lib/teleport-cloud-exporter")
     status_page: StatusPageConfig = StatusPageConfig()
     tenants: list[TenantConfig] = Field(default_factory=list)
 
@@ -273,9 +295,13 @@ def describe_validation_error(error: ValidationError) -> str:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {str(path)!r} is not UTF-8 (invalid byte at offset {exc.start})"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -287,6 +313,32 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
+_FIELD = re.compile(r'field "([^"]+)"')
+
+
+def _describe_settings_error(error: SettingsError) -> str:
+    match = _FIELD.search(str(error))
+    if match is None:
+        return f"environment: {error}"
+    key = match.group(1)
+    variable = ENV_PREFIX + key.upper()
+    for name, value in sorted(os.environ.items()):
+        if name.upper().startswith(variable) and not _is_json(value):
+            variable = name
+            key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+            if value.lstrip()[:1] in ("[", "{") or name.upper() == ENV_PREFIX + "TENANTS":
+                break
+    return f"{key}: environment variable {variable} is not valid JSON"
+
+
+def _is_json(value: str) -> bool:
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True
+
+
 def load_config(path: Path | str | None = None, **overrides: Any) -> Settings:
     """Build the settings from a file (optional), the environment and flag overrides."""
     file_values = read_config_file(Path(path)) if path is not None else {}
@@ -296,5 +348,7 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Settings:
         return Settings(**flags)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
+    except SettingsError as exc:  # an environment value that is not the JSON it must be
+        raise ConfigError(_describe_settings_error(exc)) from None
     finally:
         _file_values.reset(token)

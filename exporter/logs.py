@@ -36,9 +36,39 @@ class _Formatter(logging.Formatter):
         return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
 
 
+class RateLimit(logging.Filter):
+    """At most `burst` records per `window` seconds for each (logger, message text); the
+    rest are dropped and counted, and the next record let through says how many. Keeps an
+    accept() failing in a tight loop (out of descriptors) from writing megabytes of log."""
+
+    def __init__(self, burst: int = 5, window: float = 60.0, max_keys: int = 1024) -> None:
+        super().__init__()
+        self.burst = burst
+        self.window = window
+        self.max_keys = max_keys
+        self._seen: dict[tuple[str, str], tuple[float, int, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.getMessage()[:200])
+        start, count, dropped = self._seen.get(key, (record.created, 0, 0))
+        if record.created - start >= self.window:
+            start, count = record.created, 0
+        if count >= self.burst:
+            self._seen[key] = (start, count, dropped + 1)
+            return False
+        if dropped:
+            record.msg = f"{record.getMessage()} ({dropped} identical lines suppressed)"
+            record.args = None
+        if len(self._seen) >= self.max_keys and key not in self._seen:
+            self._seen.clear()
+        self._seen[key] = (start, count + 1, 0)
+        return True
+
+
 def setup_logging(level: str = "info", fmt: str = "logfmt") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter(fmt))
+    handler.addFilter(RateLimit())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(

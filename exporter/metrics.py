@@ -543,6 +543,23 @@ PROBE_UNOBSERVED = _family(
 )
 
 # Self-protection of the exporter's HTTP server (added by the hardening work)
+WEB_AUTH_FAILURES = _family(
+    "exporter",
+    "web_auth_failures",
+    "counter",
+    "Requests to the exporter refused by basic auth (invalid: wrong or malformed credentials; "
+    "rate_limited: too many failures from the client; busy: the hash-check pool was full).",
+    "reason",
+)
+WEB_CLOSED = _family(
+    "exporter",
+    "web_connections_closed",
+    "counter",
+    "Connections to the exporter closed by its limits (over_limit: too many open connections; "
+    "header_timeout: request headers not complete in time; write_timeout: the client stopped "
+    "reading the answer).",
+    "reason",
+)
 
 
 def by_name(name: str) -> Family:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,12 +29,18 @@ from exporter import __version__
 from exporter import metrics as m
 from exporter.errors import SourceError
 from exporter.sources.base import Source
+from exporter.sources.http import resource_exhaustion
 from exporter.state import Hub
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_FACTOR = 4.0
 JITTER = 0.1
+LATE_START_LIMIT = 1.0
+"""A refresh starting this many seconds after it was due found the event loop blocked."""
+STALL_TICK = 0.1
+STALL_LIMIT = 0.25
+"""A loop-monitor tick this much later than asked is a stall of the event loop."""
 
 
 @dataclass
@@ -42,6 +49,47 @@ class Health:
     last_success: float | None = None
     duration: float = 0.0
     consecutive_failures: int = 0
+
+
+class LoopMonitor:
+    """Notices when the event loop itself stalls (a blocking call, CPU starvation), so a
+    timeout measured across a stall can be told from a slow peer. Monotonic seconds."""
+
+    def __init__(self, tick: float = STALL_TICK, keep: int = 256) -> None:
+        self.tick = tick
+        self.stalls: deque[tuple[float, float]] = deque(maxlen=keep)
+
+    def note(self, asleep_from: float, woke: float) -> None:
+        if woke - asleep_from - self.tick > STALL_LIMIT:
+            self.stalls.append((asleep_from + self.tick, woke))
+
+    def stalled(self, start: float, end: float) -> float:
+        """Seconds of stall overlapping [start, end]."""
+        return sum(
+            max(0.0, min(end, s_end) - max(start, s_start)) for s_start, s_end in self.stalls
+        )
+
+    async def run(self) -> None:
+        while True:
+            before = time.monotonic()
+            await anyio.sleep(self.tick)
+            self.note(before, time.monotonic())
+
+
+def own_fault(
+    error: SourceError, *, late: float, stalled: float, timeout: float, internal: bool
+) -> str | None:
+    """Which UNOBSERVED_REASONS a failure belongs to when it is the exporter's own trouble
+    rather than the peer's; None when it is evidence about the peer."""
+    if internal:
+        return "internal"
+    if resource_exhaustion(error):
+        return "resources"
+    if late > LATE_START_LIMIT:
+        return "loop_lag"
+    if error.reason == "timeout" and stalled >= min(1.0, 0.2 * timeout):
+        return "loop_lag"
+    return None
 
 
 def next_delay(
@@ -67,6 +115,7 @@ class Runtime:
         self.sources = list(sources)
         self.health = {(s.kind, s.target): Health() for s in self.sources}
         self._rng = random.Random(seed)
+        self.monitor = LoopMonitor()
         self._errors = Counter(
             m.SOURCE_ERRORS.name,
             m.SOURCE_ERRORS.help,
@@ -85,14 +134,18 @@ class Runtime:
 
     async def run(self) -> None:
         async with anyio.create_task_group() as group:
+            group.start_soon(self.monitor.run, name="loop-monitor")
             for source in self.sources:
                 group.start_soon(self._loop, source, name=f"{source.kind}:{source.target}")
 
-    async def refresh_once(self, source: Source) -> SourceError | None:
-        """One refresh with timeout, health and error accounting; returns the failure, if any."""
+    async def refresh_once(self, source: Source, late: float = 0.0) -> SourceError | None:
+        """One refresh with timeout, health and error accounting; returns the failure, if any.
+        `late`: seconds the refresh started after it was due."""
         health = self.health[(source.kind, source.target)]
         started = time.perf_counter()
+        started_mono = time.monotonic()
         error: SourceError | None = None
+        internal = False
         try:
             with anyio.fail_after(source.timeout + source.timeout_slack):
                 await source.refresh()
@@ -103,6 +156,8 @@ class Runtime:
         except Exception as exc:
             log.exception("source=%s target=%s unexpected failure", source.kind, source.target)
             error = SourceError("other", f"{exc.__class__.__name__}: {exc}")
+            error.__cause__ = exc
+            internal = not resource_exhaustion(exc)
         health.duration = time.perf_counter() - started
         if error is None:
             health.up = True
@@ -119,13 +174,24 @@ class Runtime:
                 error.reason,
                 error.message,
             )
-            await source.failed(error)
+            reason = own_fault(
+                error,
+                late=late,
+                stalled=self.monitor.stalled(started_mono, time.monotonic()),
+                timeout=source.timeout,
+                internal=internal,
+            )
+            if reason is None:
+                await source.failed(error)
+            else:
+                await source.unobserved(reason, error)
         self._publish_health()
         return error
 
     async def _loop(self, source: Source) -> None:
+        late = 0.0
         while True:
-            error = await self.refresh_once(source)
+            error = await self.refresh_once(source, late)
             health = self.health[(source.kind, source.target)]
             delay = next_delay(
                 source,
@@ -133,7 +199,9 @@ class Runtime:
                 error.retry_after if error else None,
                 self._rng,
             )
+            due = time.monotonic() + delay
             await anyio.sleep(delay)
+            late = max(0.0, time.monotonic() - due)
 
     def _publish_health(self) -> None:
         self.hub.publish(("health",), self.health_families())

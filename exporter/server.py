@@ -18,6 +18,13 @@ import uvicorn
 from exporter import __version__
 from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Exposition
 from exporter.webconfig import CLIENT_AUTH, TLS_VERSIONS, BasicAuth, WebConfig
+from exporter.webguard import (
+    KEEP_ALIVE_TIMEOUT,
+    MAX_CONNECTIONS,
+    MAX_HEADER_BYTES,
+    WebCounters,
+    guarded_protocol,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +71,7 @@ class App:
         self.exposition = exposition
         self.ready = ready
         self.auth = auth
+        self.counters = WebCounters(lambda families: exposition.update(("web",), families))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -72,14 +80,7 @@ class App:
         if scope["type"] != "http":
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if self.auth is not None and not self.auth.check(headers.get("authorization")):
-            await _respond(
-                send,
-                401,
-                b"Unauthorized\n",
-                "text/plain; charset=utf-8",
-                [(b"www-authenticate", b'Basic realm="teleport-cloud-exporter"')],
-            )
+        if self.auth is not None and not await self._authorized(scope, headers, send):
             return
         if scope["method"] not in ("GET", "HEAD"):
             await _respond(send, 405, b"Method Not Allowed\n", "text/plain; charset=utf-8")
@@ -107,6 +108,25 @@ class App:
             await _respond(send, 200, page, "text/html; charset=utf-8", head=head)
         else:
             await _respond(send, 404, b"Not Found\n", "text/plain; charset=utf-8", head=head)
+
+    async def _authorized(self, scope: Scope, headers: dict[str, str], send: Send) -> bool:
+        """Basic auth; on refusal the answer is sent here: 401, or 429 (rate-limited or busy)."""
+        assert self.auth is not None
+        client = scope.get("client")
+        address = str(client[0]) if client else ""
+        verdict = await self.auth.check(headers.get("authorization"), address)
+        if verdict == "ok":
+            return True
+        if self.counters is not None:
+            self.counters.auth_failed(verdict)
+        if verdict == "invalid":
+            challenge = (b"www-authenticate", b'Basic realm="teleport-cloud-exporter"')
+            await _respond(send, 401, b"Unauthorized\n", "text/plain; charset=utf-8", [challenge])
+        else:
+            wait = self.auth.limiter.retry_after(address) if verdict == "rate_limited" else 1
+            retry = (b"retry-after", str(wait).encode())
+            await _respond(send, 429, b"Too Many Requests\n", "text/plain; charset=utf-8", [retry])
+        return False
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -157,12 +177,16 @@ def bind(address: str) -> socket.socket:
     except OSError:
         sock.close()
         raise
-    sock.listen(128)
+    sock.listen(MAX_CONNECTIONS)
     sock.set_inheritable(True)
     return sock
 
 
-def build_server(app: App, web: WebConfig | None, timeout_graceful: float = 3.0) -> uvicorn.Server:
+def build_server(
+    app: App, web: WebConfig | None, timeout_graceful: float = 3.0, **limits: Any
+) -> uvicorn.Server:
+    """uvicorn over `app` with TLS from the web config and the connection limits of
+    exporter.webguard (`limits` overrides them: max_connections, header_timeout)."""
     kwargs: dict[str, Any] = {}
     tls = web.tls_server_config if web else None
     if tls is not None:
@@ -179,6 +203,10 @@ def build_server(app: App, web: WebConfig | None, timeout_graceful: float = 3.0)
         lifespan="on",
         timeout_graceful_shutdown=int(timeout_graceful),
         server_header=False,
+        http=guarded_protocol(app.counters, **limits),
+        timeout_keep_alive=int(KEEP_ALIVE_TIMEOUT),
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        backlog=MAX_CONNECTIONS,
         **kwargs,
     )
     config.load()

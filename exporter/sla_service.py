@@ -25,6 +25,7 @@ import anyio.to_thread
 from exporter.clock import Clock
 from exporter.collectors.sla import LEDGER_OPERATIONS, ledger_error_families, sla_families
 from exporter.ledger import Ledger, LedgerError
+from exporter.models.statuspage import concerns
 from exporter.sla import LONGEST_WINDOW, MINUTE, MinuteRecord, minute_floor, month_bounds, summarize
 from exporter.state import Hub
 
@@ -70,13 +71,17 @@ class SlaService:
 
         In progress or verifying counts whatever the schedule says (maintenances overrun);
         a scheduled one counts between scheduled_for and scheduled_until; a completed one never
-        does, even before its scheduled end, so downtime after it is not hidden.
+        does, even before its scheduled end, so downtime after it is not hidden. Only
+        maintenances that concern a kept component (`status_page.components`) count.
         """
         status = self.hub.status
         if status is None:
             return False
         moment = datetime.fromtimestamp(at, UTC)
+        keep = frozenset(self.hub.settings.status_page.components)
         for maintenance in status.scheduled_maintenances:
+            if not concerns(maintenance, keep):
+                continue
             if maintenance.status in _ACTIVE_MAINTENANCE:
                 return True
             if maintenance.status == "completed":

@@ -19,11 +19,14 @@ import ssl
 from pathlib import Path
 from typing import Literal
 
+import anyio
+import anyio.to_thread
 import bcrypt
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from exporter.config import ConfigError, describe_validation_error
+from exporter.webguard import FailureLimiter
 
 CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
@@ -81,9 +84,9 @@ class WebConfig(BaseModel):
 
 def load_web_config(path: Path) -> WebConfig:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"web config {str(path)!r}: {exc}") from exc
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"web config {str(path)!r}: {exc}") from None
     base = path.parent
 
     def _resolve(value: object) -> object:
@@ -102,29 +105,91 @@ def load_web_config(path: Path) -> WebConfig:
         raise ConfigError("web config: " + describe_validation_error(exc)) from None
 
 
+AuthVerdict = Literal["ok", "invalid", "rate_limited", "busy"]
+
+BCRYPT_MAX_PASSWORD = 72
+"""bcrypt reads at most 72 bytes; a longer password is refused rather than truncated."""
+HASH_WORKERS = 2
+"""Threads that run bcrypt: a flood of bad logins costs at most this many cores."""
+MAX_WAITING_CHECKS = 32
+"""Hash checks allowed to queue for a worker; beyond it a login is refused as busy."""
+MAX_GOOD = 64
+
+
 class BasicAuth:
-    """Checks `Authorization: Basic` against bcrypt hashes, remembering good credentials (by
-    a SHA-256 of them) so Prometheus' scrapes do not pay for bcrypt each time."""
+    """Checks `Authorization: Basic` against bcrypt hashes.
 
-    def __init__(self, users: dict[str, str]) -> None:
-        self._users = {user: hashed.encode() for user, hashed in users.items()}
-        self._good: set[bytes] = set()
+    - Good credentials are remembered (by a SHA-256 of them) so Prometheus' scrapes do not pay
+      for bcrypt each time, and an attack's queue never delays them.
+    - bcrypt runs in a small worker pool off the event loop, with a bounded queue.
+    - Failures are rate-limited per client address (`FailureLimiter`); a limited client costs
+      no bcrypt at all.
+    - An unknown user is checked against a dummy hash of the same cost, so the answer's timing
+      does not tell which users exist.
+    """
 
-    def check(self, header: str | None) -> bool:
-        if not header or not header.lower().startswith("basic "):
-            return False
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True)
-        except ValueError:
-            return False
-        user, sep, password = decoded.partition(b":")
-        if not sep:
-            return False
-        digest = hashlib.sha256(decoded).digest()
-        if any(hmac.compare_digest(digest, good) for good in self._good):
-            return True
+    def __init__(self, users: dict[str, str], limiter: FailureLimiter | None = None) -> None:
+        self._users = {
+            user: hashed.replace("$2y$", "$2b$", 1).encode() for user, hashed in users.items()
+        }
+        cost = min((_cost(h) for h in self._users.values()), default=10)
+        self._dummy = bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds=cost))
+        self._good: dict[bytes, None] = {}
+        self.limiter = limiter or FailureLimiter()
+        self._workers: anyio.CapacityLimiter | None = None
+
+    async def check(self, header: str | None, client: str) -> AuthVerdict:
+        credentials = _credentials(header)
+        if credentials is not None:
+            digest = hashlib.sha256(credentials[0] + b":" + credentials[1]).digest()
+            if any(hmac.compare_digest(digest, good) for good in self._good):
+                return "ok"
+        if not self.limiter.allowed(client):
+            return "rate_limited"
+        if credentials is None or len(credentials[1]) > BCRYPT_MAX_PASSWORD:
+            self.limiter.failed(client)
+            return "invalid"
+        if self._workers is None:
+            self._workers = anyio.CapacityLimiter(HASH_WORKERS)
+        if self._workers.statistics().tasks_waiting >= MAX_WAITING_CHECKS:
+            return "busy"
+        # The failure is taken before hashing and given back on success: concurrent guesses
+        # from one client cannot all pass the limit while their checks are still running.
+        self.limiter.failed(client)
+        user, password = credentials
         hashed = self._users.get(user.decode(errors="replace"))
-        if hashed is None or not bcrypt.checkpw(password, hashed.replace(b"$2y$", b"$2b$", 1)):
-            return False
-        self._good.add(digest)
-        return True
+        matches = await anyio.to_thread.run_sync(
+            _checkpw, password, hashed or self._dummy, limiter=self._workers
+        )
+        if hashed is None or not matches:
+            return "invalid"
+        self.limiter.refund(client)
+        self._good[digest] = None
+        while len(self._good) > MAX_GOOD:
+            del self._good[next(iter(self._good))]
+        return "ok"
+
+
+def _credentials(header: str | None) -> tuple[bytes, bytes] | None:
+    if not header or header[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True)
+    except ValueError:
+        return None
+    user, sep, password = decoded.partition(b":")
+    return (user, password) if sep else None
+
+
+def _cost(hashed: bytes) -> int:
+    try:
+        return max(4, min(31, int(hashed.split(b"$")[2])))
+    except (IndexError, ValueError):
+        return 10
+
+
+def _checkpw(password: bytes, hashed: bytes) -> bool:
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:  # a malformed hash or an over-long password: a refusal, not a crash
+        return False

@@ -139,3 +139,59 @@ def test_busy_port_stops_the_start(tmp_path: Path) -> None:
         )
         result = run("serve", "--config", str(config), "--web.listen-address", f"127.0.0.1:{port}")
     assert result.returncode == 2 and "listen_address" in result.stderr
+
+
+HOSTILE_CONFIGS = [
+    (b'tenants:\n  - proxy: "a\xff.teleport.sh"\n', {}, "is not UTF-8"),
+    (b'state_dir: "/tmp/a\\0b"\n', {}, "state_dir: path contains a NUL byte"),
+    (
+        b'tenants:\n  - proxy: a.teleport.sh\n    ca_file: "/tmp/a\\0b"\n',
+        {},
+        "tenants[0].ca_file",
+    ),
+    (
+        b'tenants:\n  - proxy: a.teleport.sh\n    inventory: {identity_file: "/tmp/a\\0b"}\n',
+        {},
+        "tenants[0].inventory.identity_file: path contains a NUL byte",
+    ),
+    (b"", {"TCE_TENANTS": "not json"}, "tenants: environment variable TCE_TENANTS"),
+    (
+        b"",
+        {"TCE_STATUS_PAGE__COMPONENTS": "[", "TCE_TENANTS": '[{"proxy": "a.teleport.sh"}]'},
+        "status_page.components: environment variable TCE_STATUS_PAGE__COMPONENTS",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "env", "message"),
+    HOSTILE_CONFIGS,
+    ids=["not-utf8", "nul-state-dir", "nul-ca-file", "nul-identity", "env-json", "env-nested"],
+)
+def test_hostile_config_is_one_line_exit_2(
+    tmp_path: Path, raw: bytes, env: dict[str, str], message: str
+) -> None:
+    import os
+
+    path = tmp_path / "config.yaml"
+    tenant = b"tenants:\n  - proxy: a.teleport.sh\n    inventory: {enabled: false}\n"
+    path.write_bytes(raw if b"tenants" in raw or env else raw + tenant)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TCE_")}
+    result = run("serve", "--config", str(path), env={**base, **env})
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_web_config_not_utf8_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"state_dir: {tmp_path}/state\nlisten_address: 127.0.0.1:0\n"
+        "tenants:\n  - proxy: a.teleport.sh\n    inventory: {enabled: false}\n"
+        "    rollout: {enabled: false}\n"
+    )
+    web = tmp_path / "web.yaml"
+    web.write_bytes(b"basic_auth_users:\n  \xff: x\n")
+    result = run("serve", "--config", str(config), "--web.config.file", str(web))
+    assert result.returncode == 2 and "web config" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -14,6 +14,7 @@ from cryptography import x509
 from exporter.config import Settings
 from exporter.runtime import Runtime
 from exporter.simulator.server import SimulatedTenant
+from exporter.sources.base import Source
 from exporter.sources.ping import PingSource
 from exporter.sources.statuspage import StatusPageSource
 from exporter.state import Hub
@@ -40,7 +41,7 @@ def _refresh(runtime: Runtime, *steps: Any) -> None:
 
     async def run() -> None:
         for step in steps:
-            if isinstance(step, PingSource | StatusPageSource):
+            if isinstance(step, Source):
                 await runtime.refresh_once(step)
             else:
                 step()
@@ -101,14 +102,22 @@ def test_probe_reports_cluster_and_timings(sim: SimulatedTenant, tmp_path: Path)
 def test_older_tenant_takes_target_from_version_channel(
     sim: SimulatedTenant, tmp_path: Path
 ) -> None:
+    from exporter.sources.version_channel import VersionChannelSource
+
     sim.state.apply({"agent_version": None, "channel_version": "v17.5.2"})
     hub, runtime, ping, _ = _setup(sim, tmp_path)
+    channel = VersionChannelSource(hub, hub.tenants["t"])
+    runtime = Runtime(hub, [ping, channel], seed=1)
     _refresh(runtime, ping)
+    samples = parse_samples(hub.exposition.body().decode())
+    assert series(samples, "teleport_cloud_agent_target_version_info") == []
+    _refresh(runtime, channel)
     samples = parse_samples(hub.exposition.body().decode())
     assert (
         value(samples, "teleport_cloud_agent_target_version_info", tenant="t", version="17.5.2")
         == 1
     )
+    assert value(samples, "teleport_cloud_source_up", source="version_channel", target="t") == 1
 
 
 def test_status_page_state_sets(sim: SimulatedTenant, tmp_path: Path) -> None:

@@ -397,3 +397,33 @@ def test_main_report(
     missing = Settings(tenants=settings.tenants, state_dir=settings.state_dir / "nope")
     assert main_report(missing, None, "text", io.StringIO()) == 2
     assert "no SLA ledger" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("listed", "expected"),
+    [
+        (["auth00000001"], True),  # lists a kept component (by id)
+        (["Proxy US"], True),  # by name
+        ([], True),  # lists none: a maintenance of the whole page
+        (["elsewhere001"], False),  # only components the filter drops
+    ],
+)
+def test_maintenance_exclusion_follows_the_components_filter(
+    tmp_path: Path, listed: list[str], expected: bool
+) -> None:
+    from exporter.models.statuspage import AffectedComponent
+
+    settings = Settings(
+        state_dir=tmp_path,
+        status_page={"url": "", "components": ["auth00000001", "Proxy US"]},
+        tenants=[tenant("t")],
+    )
+    hub = Hub(settings)
+    hub.status = _status(
+        Maintenance(
+            id="m",
+            status="in_progress",
+            components=[AffectedComponent(id=c, name=c) for c in listed],
+        )
+    )
+    assert SlaService(hub, None, ManualClock(T0)).in_maintenance(T0) is expected

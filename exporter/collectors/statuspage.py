@@ -10,7 +10,9 @@
     teleport_cloud_status_next_maintenance_start_timestamp_seconds{page} 1.77e9   (absent when none)
 
 Group rows are skipped; their children carry the group's name. Components are keyed on id
-(names repeat on real pages). States and impacts known in advance are always exported.
+(names repeat on real pages), and a repeated id keeps its first row. States and impacts known in
+advance are always exported. `keep` (status_page.components) filters components, and incidents
+and maintenances that list no kept component.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter import metrics as m
-from exporter.models.statuspage import Summary
+from exporter.models.statuspage import Summary, concerns, kept
 
 RESOLVED_INCIDENT_STATUSES = frozenset({"resolved", "postmortem"})
 
@@ -35,19 +37,24 @@ def _counts(values: Sequence[str], known: Sequence[str]) -> dict[str, int]:
 
 def status_families(page: str, summary: Summary, keep: Sequence[str]) -> list[Metric]:
     groups = {c.id: c.name for c in summary.components if c.group}
-    wanted = set(keep)
-    rows = [
-        ([page, c.id, c.name, groups.get(c.group_id or "", "")], c.status)
-        for c in summary.components
-        if not c.group and (not wanted or c.id in wanted or c.name in wanted)
-    ]
+    wanted = frozenset(keep)
+    rows: dict[str, tuple[list[str], str]] = {}
+    for c in summary.components:
+        if not c.group and kept(c, wanted) and c.id not in rows:
+            rows[c.id] = ([page, c.id, c.name, groups.get(c.group_id or "", "")], c.status)
     open_incidents = [
-        i.impact for i in summary.incidents if i.status not in RESOLVED_INCIDENT_STATUSES
+        i.impact
+        for i in summary.incidents
+        if i.status not in RESOLVED_INCIDENT_STATUSES and concerns(i, wanted)
     ]
-    pending = [mt for mt in summary.scheduled_maintenances if mt.status != "completed"]
+    pending = [
+        mt
+        for mt in summary.scheduled_maintenances
+        if mt.status != "completed" and concerns(mt, wanted)
+    ]
     families: list[Metric] = [
         m.STATUS_INDICATOR.state_set([([page], summary.status.indicator)], m.STATUS_INDICATORS),
-        m.STATUS_COMPONENT.state_set(rows, m.COMPONENT_STATUSES),
+        m.STATUS_COMPONENT.state_set(rows.values(), m.COMPONENT_STATUSES),
     ]
     for spec, values, known in (
         (m.STATUS_INCIDENTS, open_incidents, m.INCIDENT_IMPACTS),

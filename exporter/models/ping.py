@@ -1,12 +1,19 @@
 """`GET /webapi/ping` (api/client/webclient PingResponse): the fields the exporter reads.
 
 Unknown keys are ignored and every field is optional beyond the version, because older
-clusters omit `auto_update`, `edition` and `fips`.
+clusters omit `auto_update`, `edition` and `fips`. Only `server_version` decides whether the
+answer is a ping answer at all: a proxy that answers with it is up, whatever shape the other
+fields take. `parse_ping` drops an optional field of an unexpected type and reports its path,
+so an upstream format change is logged and counted, never recorded as downtime.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 
 class _Lenient(BaseModel):
@@ -75,3 +82,58 @@ class PingInfo(_Lenient):
 
 
 PING_ADAPTER: TypeAdapter[PingInfo] = TypeAdapter(PingInfo)
+
+
+MAX_IGNORED_FIELDS = 64
+"""Drop at most this many bad fields from one answer; past it the answer is not a ping answer."""
+
+
+class PingParseError(ValueError):
+    """The body is not a ping answer: not JSON, not an object, or no string `server_version`."""
+
+
+@dataclass(frozen=True)
+class ParsedPing:
+    ping: PingInfo
+    ignored: tuple[str, ...]
+    """Dotted paths of optional fields dropped for an unexpected type."""
+
+
+def parse_ping(body: bytes) -> ParsedPing:
+    """A ping answer, best effort beyond `server_version` (see the module's docstring)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise PingParseError(f"not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise PingParseError(f"expected a JSON object, got {type(document).__name__}")
+    version = document.get("server_version")
+    if not isinstance(version, str) or not version.strip():
+        raise PingParseError("no server_version string in the answer")
+    ignored: list[str] = []
+    for _ in range(MAX_IGNORED_FIELDS):
+        try:
+            return ParsedPing(PING_ADAPTER.validate_python(document), tuple(ignored))
+        except ValidationError as exc:
+            for error in exc.errors():
+                path = [part for part in error["loc"] if isinstance(part, str | int)]
+                if not path or path == ["server_version"]:
+                    raise PingParseError(f"unusable answer: {error['msg']}") from None
+                if _drop(document, path):
+                    ignored.append(".".join(str(part) for part in path))
+    raise PingParseError(f"more than {MAX_IGNORED_FIELDS} fields of an unexpected type")
+
+
+def _drop(document: dict[str, Any], path: list[str | int]) -> bool:
+    """Remove the value at `path` (or its closest existing ancestor below the top level)."""
+    node: Any = document
+    for depth, part in enumerate(path):
+        last = depth == len(path) - 1
+        if isinstance(node, dict) and part in node:
+            if last or not isinstance(node[part], dict | list):
+                del node[part]
+                return True
+            node = node[part]
+        else:
+            return False
+    return False

@@ -14,7 +14,7 @@ import tempfile
 import threading
 import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,22 @@ PING_PATHS = ("/webapi/ping", "/v1/webapi/ping")
 CHANNEL = "/v1/webapi/automaticupgrades/channel/default/"
 
 
+@dataclass
+class Scripted:
+    """A canned answer for one path, overriding the simulated one (hostile-input tests): the
+    body is sent `repeat` times as separate chunks, so a huge answer costs no huge buffer."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    delay: float = 0.0
+    repeat: int = 1
+
+
 class SimulatorApp:
     def __init__(self, state: SimState) -> None:
         self.state = state
+        self.scripted: dict[str, Scripted] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,6 +58,9 @@ class SimulatorApp:
         path: str = scope["path"]
         state = self.state
         state.requests[path] = state.requests.get(path, 0) + 1
+        if path in self.scripted:
+            await _send_scripted(send, self.scripted[path])
+            return
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         host = headers.get("host", "localhost").rsplit(":", 1)[0].strip("[]")
         if path == "/_sim/state":
@@ -111,6 +127,16 @@ class SimulatorApp:
         await _send(send, 200, json.dumps(asdict(self.state)).encode(), "application/json")
 
 
+async def _send_scripted(send: Send, answer: Scripted) -> None:
+    if answer.delay:
+        await anyio.sleep(answer.delay)
+    headers = [(b"content-type", b"application/json"), *answer.headers]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    for n in range(answer.repeat):
+        more = n < answer.repeat - 1
+        await send({"type": "http.response.body", "body": answer.body, "more_body": more})
+
+
 async def _send(
     send: Send,
     status: int,
@@ -157,8 +183,9 @@ class SimulatedTenant:
         # records meet Nagle + delayed ACK and every probe gains ~40 ms that no real proxy has.
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.host, self.port = self.socket.getsockname()[:2]
+        self.app = SimulatorApp(self.state)
         config = uvicorn.Config(
-            SimulatorApp(self.state),
+            self.app,
             log_config=None,
             access_log=False,
             lifespan="off",  # nothing to start; and the demo cancels it mid-flight on Ctrl-C

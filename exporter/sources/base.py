@@ -11,7 +11,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+from prometheus_client import Counter
+from prometheus_client.metrics_core import Metric
+
 from exporter.errors import SourceError
+from exporter.metrics import SOURCE_IGNORED_FIELDS
 
 
 class Source(ABC):
@@ -41,3 +45,29 @@ class Source(ABC):
     async def failed(self, error: SourceError) -> None:  # noqa: B027 (optional hook)
         """Called by the runtime after a failed refresh (also after a timeout), before the
         health families are updated. The probe uses it to publish probe_success 0."""
+
+    async def unobserved(self, reason: str, error: SourceError) -> None:
+        """Called instead of `failed` when the failure is the exporter's own (out of file
+        descriptors, a blocked event loop, a bug): `reason` is one of UNOBSERVED_REASONS. The
+        probe overrides it so such a failure never becomes downtime evidence."""
+        await self.failed(error)
+
+
+class IgnoredFields:
+    """`source_ignored_fields_total{source,target}`: optional upstream fields of an unexpected
+    type or size that a source dropped instead of failing the refresh."""
+
+    def __init__(self, source: str, target: str) -> None:
+        self._counter = Counter(
+            SOURCE_IGNORED_FIELDS.name,
+            SOURCE_IGNORED_FIELDS.help,
+            labelnames=SOURCE_IGNORED_FIELDS.labels,
+            registry=None,
+        )
+        self._child = self._counter.labels(source, target)
+
+    def add(self, count: int) -> None:
+        self._child.inc(count)
+
+    def families(self) -> list[Metric]:
+        return list(self._counter.collect())

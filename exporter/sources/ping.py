@@ -19,23 +19,21 @@ from typing import Any
 
 import anyio
 import httpx
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 from prometheus_client.metrics_core import Metric
-from pydantic import ValidationError
 
 from exporter.clock import Clock, SystemClock
 from exporter.collectors.probe import cluster_families, probe_families
 from exporter.errors import SourceError
-from exporter.metrics import PROBE_LATENCY
-from exporter.models.ping import PING_ADAPTER, PingInfo
-from exporter.sources.base import Source
+from exporter.metrics import PROBE_LATENCY, PROBE_UNOBSERVED, UNOBSERVED_REASONS
+from exporter.models.ping import PingInfo, PingParseError, parse_ping
+from exporter.sources.base import IgnoredFields, Source
 from exporter.sources.http import error_from_exception, read_capped, tls_context
 from exporter.state import Hub, TenantState
 
 log = logging.getLogger(__name__)
 
 PING_PATH = "/webapi/ping"
-CHANNEL_PATH = "/v1/webapi/automaticupgrades/channel/default/version"
 MAX_PING_BYTES = 1024 * 1024
 
 ProbeRecorder = Callable[[str, float, bool], Awaitable[None]]
@@ -57,6 +55,8 @@ class ProbeResult:
     status_code: int = 0
     cert_not_after: float | None = None
     ping: PingInfo | None = None
+    recorded: bool = False
+    """Set once the result went to the ledger: a probe is evidence for one minute, once."""
 
 
 class _PhaseTimer:
@@ -123,6 +123,17 @@ class PingSource(Source):
             trust_env=False,
         )
         self._histogram = _LatencyHistogram(tenant.name)
+        self.ignored = IgnoredFields(self.kind, tenant.name)
+        self._unobserved = Counter(
+            PROBE_UNOBSERVED.name,
+            PROBE_UNOBSERVED.help,
+            labelnames=PROBE_UNOBSERVED.labels,
+            registry=None,
+        )
+        for reason in UNOBSERVED_REASONS:
+            self._unobserved.labels(tenant.name, reason)
+        hub.publish(("unobserved", tenant.name), list(self._unobserved.collect()))
+        hub.publish(("ignored", self.kind, tenant.name), self.ignored.families())
         self.last_result: ProbeResult | None = None
 
     async def refresh(self) -> None:
@@ -150,29 +161,56 @@ class PingSource(Source):
                 await response.aclose()
         except Exception as exc:
             self._finish(result, timer, start)
+            if not isinstance(exc, httpx.HTTPError | OSError | SourceError | TimeoutError):
+                raise  # a bug of ours, not the proxy's failure: the runtime calls it internal
             raise error_from_exception(exc) from exc
         self._finish(result, timer, start, end)
         if result.status_code != 200:
             raise SourceError("http", f"/webapi/ping answered HTTP {result.status_code}")
         try:
-            ping = PING_ADAPTER.validate_json(body)
-        except ValidationError as exc:
-            raise SourceError(
-                "parse", f"/webapi/ping body is not a ping response: {_first_error(exc)}"
-            ) from exc
+            parsed = parse_ping(body)
+        except PingParseError as exc:
+            raise SourceError("parse", f"/webapi/ping body is not a ping answer: {exc}") from exc
+        if parsed.ignored:
+            log.warning(
+                "tenant=%s /webapi/ping fields of an unexpected type ignored: %s",
+                self.tenant.name,
+                ", ".join(parsed.ignored)[:500],
+            )
+            self.ignored.add(len(parsed.ignored))
+            self.hub.publish(("ignored", self.kind, self.tenant.name), self.ignored.families())
         result.success = True
-        result.ping = ping
+        result.ping = parsed.ping
         self._histogram.observe(result.duration)
         await self._publish_probe(result)
-        await self._update_tenant(ping)
+        self._update_tenant(parsed.ping)
 
     async def failed(self, error: SourceError) -> None:
         result = self.last_result
-        if result is None or result.success:
+        if result is not None and result.recorded:
+            return  # this probe already gave its evidence; a late timeout adds none
+        if result is None:
             result = ProbeResult(started_at=self.clock.now())
         if error.reason == "timeout" and result.duration == 0.0:
             result.duration = self.timeout
         await self._publish_probe(result)
+
+    async def unobserved(self, reason: str, error: SourceError) -> None:
+        """The probe failed for the exporter's own reasons: no evidence about the tenant, so
+        nothing goes to the ledger and probe_success keeps its last value."""
+        result = self.last_result
+        if result is not None and result.recorded:
+            return
+        if result is not None:
+            result.recorded = True  # settled: a later hook must not record it as down
+        log.warning(
+            "tenant=%s probe unobserved (reason=%s), not counted as downtime: %s",
+            self.tenant.name,
+            reason,
+            error.message,
+        )
+        self._unobserved.labels(self.tenant.name, reason).inc()
+        self.hub.publish(("unobserved", self.tenant.name), list(self._unobserved.collect()))
 
     def _finish(
         self, result: ProbeResult, timer: _PhaseTimer, start: float, end: float | None = None
@@ -203,6 +241,9 @@ class PingSource(Source):
         return str(infos[0][4][0])
 
     async def _publish_probe(self, result: ProbeResult) -> None:
+        if result.recorded:
+            return
+        result.recorded = True
         if self.record is not None:
             await self.record(self.tenant.name, result.started_at, result.success)
         self.hub.publish(
@@ -210,28 +251,12 @@ class PingSource(Source):
             probe_families(self.tenant.name, result, self._histogram.families()),
         )
 
-    async def _update_tenant(self, ping: PingInfo) -> None:
+    def _update_tenant(self, ping: PingInfo) -> None:
         before = (self.tenant.control_plane_version, self.tenant.target_agent_version)
         self.tenant.ping = ping
-        if ping.auto_update is None or not ping.auto_update.agent_version:
-            self.tenant.channel_version = await self._channel_version()
         self.hub.publish(("cluster", self.tenant.name), cluster_families(self.tenant))
         if (self.tenant.control_plane_version, self.tenant.target_agent_version) != before:
             self.hub.versions_changed(self.tenant)
-
-    async def _channel_version(self) -> str | None:
-        """Target version from the v1 channel on tenants whose ping has no auto_update; a
-        failure here is logged and leaves the probe's success alone."""
-        url = f"https://{_url_host(self.host)}:{self.port}{CHANNEL_PATH}"
-        try:
-            response = await self._client.get(url)
-        except httpx.HTTPError as exc:
-            log.warning("tenant=%s version channel unreachable: %s", self.tenant.name, exc)
-            return self.tenant.channel_version
-        text = response.text.strip()
-        if response.status_code != 200 or not text or text == "none":
-            return None
-        return text.removeprefix("v")[:64]
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -255,9 +280,3 @@ class _LatencyHistogram:
 
     def families(self) -> list[Metric]:
         return list(self._histogram.collect())
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "(document)"
-    return f"{where}: {first['msg']}"

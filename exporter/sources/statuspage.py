@@ -19,6 +19,7 @@ from exporter.models.statuspage import SUMMARY_ADAPTER
 from exporter.sources.base import Source
 from exporter.sources.http import (
     error_from_exception,
+    get_following,
     read_capped,
     retry_after_seconds,
     tls_context,
@@ -44,17 +45,14 @@ class StatusPageSource(Source):
             # a poll a minute gains nothing from keep-alive, and a fresh handshake re-checks
             # the certificate every time
             limits=httpx.Limits(max_keepalive_connections=0),
-            follow_redirects=True,
+            follow_redirects=False,  # get_following: same host, never https -> http
             headers={"Accept": "application/json"},
         )
 
     async def refresh(self) -> None:
         try:
-            response = await self._client.send(
-                self._client.build_request(
-                    "GET", self.config.url + SUMMARY_PATH, headers=self._validators
-                ),
-                stream=True,
+            response = await get_following(
+                self._client, self.config.url + SUMMARY_PATH, self._validators
             )
             try:
                 body = await self._check(response)
@@ -88,7 +86,9 @@ class StatusPageSource(Source):
         if response.status_code == 304 and self.hub.status is not None:
             return None
         if response.status_code in (429, 503):
-            wait = retry_after_seconds(response.headers.get("retry-after"), time.time())
+            wait = retry_after_seconds(
+                response.headers.get("retry-after"), time.time(), self.interval
+            )
             raise SourceError(
                 "http", f"status page answered HTTP {response.status_code}", retry_after=wait
             )

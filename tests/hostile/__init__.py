@@ -1,0 +1,2 @@
+"""The hostile-input and fault catalogue (see catalogue.py); `python -m tests.hostile` prints it
+with the observed outcomes."""
