@@ -721,7 +721,7 @@ def _inventory(data: bytes) -> str:
     return f"fleet of {len(parsed.instances)}"
 
 
-case("tctl-output-null", "inventory", "parse error (last fleet kept)", pending="inventory")(
+case("tctl-output-null", "inventory", "parse error (last fleet kept)")(
     lambda env: _inventory(b"null\n")
 )
 case("tctl-output-object", "inventory", "parse error (last fleet kept)")(
@@ -744,7 +744,7 @@ def _rollout(count: object) -> str:
     return "parse error" if not groups else f"accepted count={groups[0].present_count}"
 
 
-case("rollout-negative-count", "inventory", "parse error", pending="inventory")(
+case("rollout-negative-count", "inventory", "parse error")(
     lambda env: _rollout(-5)
 )
 case("rollout-non-numeric-count", "inventory", "parse error")(lambda env: _rollout("many"))
