@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""Builds the Grafana dashboards of teleport-cloud-exporter as code.
+"""Builds the Grafana dashboards of teleport-cloud-exporter with grafana-foundation-sdk.
 
-    python grafana/build.py           rewrite grafana/dashboards/*.json
+    python grafana/build.py           rewrite grafana/dashboards/*.json (the mixin's defaults)
     python grafana/build.py --check   exit 1 if the committed JSON is not what it would write
 
-Standard library only. Each panel kind has one small function (`stat`, `timeseries`, `table`,
-`state_timeline`, `bar_gauge`); `Layout` places panels on Grafana's 24-column grid, row by row.
-Every query filters on the `$tenant` variable (status-page series on `$page`) and goes through
-the `$datasource` variable, so the JSON holds no datasource UID.
+`teleport-cloud-exporter mixin --config FILE --out DIR` renders the same dashboards from another
+configuration: the `job` and `cluster` variables follow its job selector and cluster label, and
+every threshold is the alert's, read from the same configuration.
 
-Other code (tests, end-to-end checks) imports `dashboards()`, `panel_queries()` and `concrete()`.
+Panels read the recording rules (replicas folded, one series per tenant) wherever one exists.
+Other code (tests, the live check against Prometheus) imports `dashboards()`, `panel_queries()`
+and `concrete()`.
 """
 
 from __future__ import annotations
@@ -18,1533 +19,900 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
+from grafana_foundation_sdk.builders.common import GraphThresholdsStyleConfig, ReduceDataOptions
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.common import (
+    BigValueGraphMode,
+    GraphTresholdsStyleMode,  # sic, the SDK's name
+)
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardCursorSync,
+    DashboardLinkType,
+    DataSourceRef,
+    DataTransformerConfig,
+    Threshold,
+    ThresholdsMode,
+    ValueMap,
+    ValueMappingResult,
+    VariableRefresh,
+    VariableSort,
+)
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from exporter.mixin import MixinConfig, parse_config
+
 Json = dict[str, Any]
-
 OUT_DIR: Final = Path(__file__).resolve().parent / "dashboards"
-SCHEMA_VERSION: Final = 39
 TAGS: Final = ["teleport", "teleport-cloud"]
-DATASOURCE: Final[Json] = {"type": "prometheus", "uid": "${datasource}"}
-GRID_WIDTH: Final = 24
-
-TENANT_UID: Final = "teleport-cloud-tenant"
+DATASOURCE: Final = DataSourceRef(type_val="prometheus", uid="${datasource}")
+OVERVIEW_UID: Final = "teleport-cloud-overview"
 FLEET_UID: Final = "teleport-cloud-fleet"
+AGENT_COLUMNS: Final = (
+    "tenant",
+    "hostname",
+    "server_id",
+    "version",
+    "upgrader",
+    "updater_status",
+    "update_group",
+)
+INDICATORS: Final = {"none": 0, "minor": 1, "major": 2, "critical": 3, "maintenance": 4}
 
 
 # --------------------------------------------------------------------------------------------
-# Query helpers
+# Queries
 
 
-def m(name: str, *matchers: str) -> str:
-    """A selector of `teleport_cloud_<name>` filtered on the tenant variable."""
-    return "teleport_cloud_" + name + "{" + ", ".join(['tenant=~"$tenant"', *matchers]) + "}"
+class Q:
+    """Selectors scoped by the dashboard's variables: cluster, job, tenant (or page)."""
+
+    def __init__(self, config: MixinConfig) -> None:
+        self.cluster = config.cluster_label
+
+    def scope(self, *matchers: str, key: str = 'tenant=~"$tenant"') -> str:
+        base = [f'{self.cluster}=~"$cluster"'] if self.cluster else []
+        return "{" + ", ".join([*base, 'job=~"$job"', key, *matchers]) + "}"
+
+    def t(self, metric: str, *matchers: str) -> str:
+        """A tenant series (raw family or recorded rule)."""
+        return metric + self.scope(*matchers)
+
+    def p(self, metric: str, *matchers: str) -> str:
+        """A status-page series (label `page`)."""
+        return metric + self.scope(*matchers, key='page=~"$page"')
 
 
-def pg(name: str, *matchers: str) -> str:
-    """A selector of a status-page family (`page` label) filtered on the page variable."""
-    return "teleport_cloud_" + name + "{" + ", ".join(['page=~"$page"', *matchers]) + "}"
+def target(
+    expr: str, legend: str = "", *, instant: bool = False, table_format: bool = False
+) -> prometheus.Dataquery:
+    """One Prometheus query: a range query, an instant one, or an instant table."""
+    query = prometheus.Dataquery().expr(expr).datasource(DATASOURCE)
+    if table_format:
+        query = query.format(PromQueryFormat.TABLE).instant()
+    elif instant:
+        query = query.instant()
+    else:
+        query = query.range()
+    return query.legend_format(legend) if legend else query
 
 
-def src(name: str, wrap: str = "{}") -> str:
-    """A source-health family for the selected tenants and status pages (label `target`).
-
-    The tenant sources (ping, inventory, rollout) filter on $tenant, status_page on $page; each
-    selector is put into `wrap` (e.g. "rate({}[5m])") before the two are joined with `or`.
-    """
-    tenant = "teleport_cloud_" + name + '{source!="status_page", target=~"$tenant"}'
-    page = "teleport_cloud_" + name + '{source="status_page", target=~"$page"}'
-    return wrap.format(tenant) + " or " + wrap.format(page)
+def match(label: str, op: str, value: str) -> str:
+    """One label matcher, e.g. match("skew", "=~", "a|b") -> skew=~"a|b"."""
+    return f'{label}{op}"{value}"'
 
 
-def weighted_state(selector: str, label: str, by: str, weights: Mapping[str, int]) -> str:
-    """Turns a state set into one number per series: the weight of the current state.
-
-    Each state's sample (1 when current, 0 otherwise) is multiplied by its weight and the maximum
-    taken, so a value mapping can name and colour the state in stats and state timelines.
-    A current state outside `weights` reads as 0.
-    """
-    name, _, matchers = selector.rstrip("}").partition("{")
-    terms = [f'{name}{{{matchers}, {label}="{state}"}} * {w}' for state, w in weights.items()]
-    return f"max by ({by}) (\n  " + "\n  or ".join(terms) + "\n)"
+def steps(base: str, *more: tuple[float, str]) -> dash.ThresholdsConfig:
+    return (
+        dash.ThresholdsConfig()
+        .mode(ThresholdsMode.ABSOLUTE)
+        .steps([Threshold(color=base, value=None)] + [Threshold(color=c, value=v) for v, c in more])
+    )
 
 
-def query(expr: str, legend: str = "", *, instant: bool = False, table: bool = False) -> Json:
-    """One Prometheus target; refIds are assigned by the panel."""
-    target: Json = {"datasource": DATASOURCE, "editorMode": "code", "expr": expr}
-    if table:
-        target["format"] = "table"
-    target["instant"] = instant or table
-    target["range"] = not (instant or table)
-    if legend:
-        target["legendFormat"] = legend
-    return target
-
-
-# --------------------------------------------------------------------------------------------
-# Field config helpers
-
-
-def thresholds(base: str, *steps: tuple[float, str]) -> Json:
-    """Absolute thresholds: `base` colour below the first step, then (value, colour) steps."""
-    return {
-        "mode": "absolute",
-        "steps": [{"color": base, "value": None}]
-        + [{"color": color, "value": value} for value, color in steps],
-    }
-
-
-def mappings(values: Mapping[str | int, tuple[str | None, str]]) -> list[Json]:
-    """One value mapping: value -> (display text or None to keep the value, colour)."""
-    options: Json = {}
-    for index, (value, (text, color)) in enumerate(values.items()):
-        option: Json = {"color": color, "index": index}
-        if text is not None:
-            option["text"] = text
-        options[str(value)] = option
-    return [{"type": "value", "options": options}]
-
-
-def fixed_colors(colors: Mapping[str, str]) -> list[Json]:
-    """Overrides giving the series (by display name) named in `colors` a fixed colour."""
-    return [
-        {
-            "matcher": {"id": "byName", "options": name},
-            "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": color}}],
+def value_map(names: Mapping[int, tuple[str, str]]) -> ValueMap:
+    return ValueMap(
+        options={
+            str(k): ValueMappingResult(text=t, color=c, index=i)
+            for i, (k, (t, c)) in enumerate(names.items())
         }
-        for name, color in colors.items()
-    ]
-
-
-UP_DOWN: Final = mappings({0: ("Down", "red"), 1: ("Up", "green")})
-NO_YES_BAD: Final = mappings({0: ("No", "green"), 1: ("Yes", "red")})
-BURN_THRESHOLDS: Final = thresholds(
-    "green", (1, "yellow"), (3, "orange"), (6, "red"), (14.4, "dark-red")
-)
-SKEW_COLORS: Final = {
-    "current": "green",
-    "one_major_behind": "orange",
-    "unsupported_old": "red",
-    "unsupported_newer": "purple",
-    "unknown": "text",
-}
-COMPONENT_COLORS: Final = {
-    "operational": "green",
-    "degraded_performance": "yellow",
-    "partial_outage": "orange",
-    "major_outage": "red",
-    "under_maintenance": "blue",
-}
-INDICATOR_WEIGHTS: Final = {"none": 0, "maintenance": 1, "minor": 2, "major": 3, "critical": 4}
-INDICATOR_MAPPINGS: Final = mappings(
-    {
-        0: ("Operational", "green"),
-        1: ("Maintenance", "blue"),
-        2: ("Minor", "yellow"),
-        3: ("Major", "orange"),
-        4: ("Critical", "red"),
-    }
-)
-GROUP_STATE_WEIGHTS: Final = {"unstarted": 1, "canary": 2, "active": 3, "done": 4, "rolledback": 5}
-GROUP_STATE_MAPPINGS: Final = mappings(
-    {
-        0: ("Other", "text"),
-        1: ("Unstarted", "#808080"),
-        2: ("Canary", "purple"),
-        3: ("Active", "blue"),
-        4: ("Done", "green"),
-        5: ("Rolled back", "red"),
-    }
-)
+    )
 
 
 # --------------------------------------------------------------------------------------------
-# Panels
+# Panels: each helper sets title, description, unit and size; targets get refIds A, B, ...
 
 
-def _panel(
-    kind: str,
+def _finish(
+    panel: Any, title: str, about: str, unit: str, width: int, height: int, targets: Sequence[Any]
+) -> Any:
+    panel = panel.title(title).description(about).unit(unit).datasource(DATASOURCE)
+    for index, query in enumerate(targets):
+        panel = panel.with_target(query.ref_id(chr(ord("A") + index)))
+    return panel.span(width).height(height)
+
+
+def stat_panel(
     title: str,
-    description: str,
+    about: str,
     unit: str,
-    targets: Sequence[Json],
-    *,
-    defaults: Json,
-    options: Json,
-    overrides: Iterable[Json] = (),
-    transformations: Iterable[Json] = (),
-) -> Json:
-    panel: Json = {
-        "type": kind,
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "targets": [{**target, "refId": chr(ord("A") + i)} for i, target in enumerate(targets)],
-        "fieldConfig": {"defaults": {"unit": unit, **defaults}, "overrides": list(overrides)},
-        "options": options,
-    }
-    if transformations:
-        panel["transformations"] = list(transformations)
-    return panel
+    *targets: Any,
+    thresholds: dash.ThresholdsConfig | None = None,
+    mapping: ValueMap | None = None,
+    width: int = 4,
+    height: int = 4,
+) -> Any:
+    panel = (
+        stat.Panel()
+        .thresholds(thresholds or steps("blue"))
+        .graph_mode(BigValueGraphMode.NONE)
+        .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+    )
+    if mapping is not None:
+        panel = panel.mappings([mapping])
+    return _finish(panel, title, about, unit, width, height, targets)
 
 
-def _reduce() -> Json:
-    return {"calcs": ["lastNotNull"], "fields": "", "values": False}
-
-
-def stat(
+def graph(
     title: str,
-    description: str,
+    about: str,
     unit: str,
-    targets: Sequence[Json],
-    *,
-    steps: Json | None = None,
-    value_mappings: Sequence[Json] = (),
-    color_mode: str = "value",
-    text_mode: str = "auto",
-    decimals: int | None = None,
-) -> Json:
-    """A single value per series (the last one)."""
-    defaults: Json = {
-        "color": {"mode": "thresholds"},
-        "thresholds": steps or thresholds("blue"),
-        "mappings": list(value_mappings),
-    }
-    if decimals is not None:
-        defaults["decimals"] = decimals
-    options: Json = {
-        "reduceOptions": _reduce(),
-        "colorMode": color_mode,
-        "graphMode": "none",
-        "justifyMode": "auto",
-        "orientation": "auto",
-        "textMode": text_mode,
-        "wideLayout": True,
-        "showPercentChange": False,
-    }
-    return _panel("stat", title, description, unit, targets, defaults=defaults, options=options)
+    *targets: Any,
+    thresholds: dash.ThresholdsConfig | None = None,
+    width: int = 12,
+    height: int = 8,
+) -> Any:
+    panel = timeseries.Panel().thresholds(thresholds or steps("green"))
+    if thresholds is not None:
+        panel = panel.thresholds_style(_dashed())
+    return _finish(panel, title, about, unit, width, height, targets)
 
 
-def timeseries(
+def _dashed() -> GraphThresholdsStyleConfig:
+    """Threshold lines drawn dashed on the graph: where the alert fires."""
+    return GraphThresholdsStyleConfig().mode(GraphTresholdsStyleMode.DASHED)
+
+
+def table_panel(
     title: str,
-    description: str,
+    about: str,
     unit: str,
-    targets: Sequence[Json],
+    expr: str,
+    columns: Sequence[str],
+    value: str,
     *,
-    stack: bool = False,
-    bars: bool = False,
-    steps: Json | None = None,
-    threshold_lines: bool = False,
-    overrides: Iterable[Json] = (),
-    soft_min: float | None = 0,
-    decimals: int | None = None,
-) -> Json:
-    """A graph over the time range; `stack` stacks series (counts that add up)."""
-    custom: Json = {
-        "drawStyle": "bars" if bars else "line",
-        "lineInterpolation": "stepAfter" if bars or stack else "linear",
-        "lineWidth": 1,
-        "fillOpacity": 60 if stack or bars else 10,
-        "gradientMode": "none",
-        "showPoints": "never",
-        "spanNulls": False,
-        "stacking": {"mode": "normal" if stack or bars else "none", "group": "A"},
-        "thresholdsStyle": {"mode": "dashed" if threshold_lines else "off"},
-    }
-    if soft_min is not None:
-        custom["axisSoftMin"] = soft_min
-    defaults: Json = {
-        "color": {"mode": "palette-classic"},
-        "custom": custom,
-        "thresholds": steps or thresholds("green"),
-        "mappings": [],
-    }
-    if decimals is not None:
-        defaults["decimals"] = decimals
-    options: Json = {
-        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-        "tooltip": {"mode": "multi", "sort": "desc"},
-    }
-    return _panel(
-        "timeseries",
-        title,
-        description,
-        unit,
-        targets,
-        defaults=defaults,
-        options=options,
-        overrides=overrides,
-    )
-
-
-def table(
-    title: str,
-    description: str,
-    targets: Sequence[Json],
-    columns: Mapping[str, str],
-    *,
-    unit: str = "none",
-    merge: bool = False,
-    overrides: Iterable[Json] = (),
-    sort_by: str | None = None,
-) -> Json:
-    """An instant table; `columns` maps field names (labels, `Value`) to headers, in order.
-
-    Fields not listed (Time, __name__, job, instance, external labels) are left out, so the table
-    looks the same whatever labels the scrape adds. `merge` joins several queries on their labels.
-    """
-    transformations: list[Json] = []
-    if merge:
-        transformations.append({"id": "merge", "options": {}})
-    transformations += [
-        {"id": "filterFieldsByName", "options": {"include": {"names": list(columns)}}},
-        {
-            "id": "organize",
-            "options": {
-                "excludeByName": {},
-                "indexByName": {name: i for i, name in enumerate(columns)},
-                "renameByName": dict(columns),
-            },
-        },
-    ]
-    defaults: Json = {
-        "color": {"mode": "thresholds"},
-        "custom": {"align": "auto", "cellOptions": {"type": "auto"}, "filterable": True},
-        "thresholds": thresholds("green"),
-        "mappings": [],
-    }
-    options: Json = {"showHeader": True, "cellHeight": "sm", "footer": {"show": False}}
-    if sort_by is not None:
-        options["sortBy"] = [{"displayName": sort_by, "desc": True}]
-    return _panel(
-        "table",
-        title,
-        description,
-        unit,
-        targets,
-        defaults=defaults,
-        options=options,
-        overrides=overrides,
-        transformations=transformations,
-    )
-
-
-def state_timeline(
-    title: str,
-    description: str,
-    targets: Sequence[Json],
-    value_mappings: Sequence[Json],
-    *,
-    unit: str = "none",
-) -> Json:
-    """States over time, one lane per series, named and coloured by value mappings."""
-    defaults: Json = {
-        "color": {"mode": "thresholds"},
-        "custom": {"fillOpacity": 80, "lineWidth": 0},
-        "thresholds": thresholds("text"),
-        "mappings": list(value_mappings),
-    }
-    options: Json = {
-        "mergeValues": True,
-        "showValue": "never",
-        "alignValue": "left",
-        "rowHeight": 0.85,
-        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": False},
-        "tooltip": {"mode": "single", "sort": "none"},
-    }
-    return _panel(
-        "state-timeline", title, description, unit, targets, defaults=defaults, options=options
-    )
-
-
-def bar_gauge(
-    title: str,
-    description: str,
-    unit: str,
-    targets: Sequence[Json],
-    *,
-    steps: Json | None = None,
-    overrides: Iterable[Json] = (),
-    max_value: float | None = None,
-    decimals: int | None = None,
-) -> Json:
-    """Horizontal bars, one per series, for comparing current values."""
-    defaults: Json = {
-        "color": {"mode": "thresholds"},
-        "thresholds": steps or thresholds("blue"),
-        "mappings": [],
-        "min": 0,
-    }
-    if max_value is not None:
-        defaults["max"] = max_value
-    if decimals is not None:
-        defaults["decimals"] = decimals
-    options: Json = {
-        "reduceOptions": _reduce(),
-        "orientation": "horizontal",
-        "displayMode": "basic",
-        "valueMode": "color",
-        "namePlacement": "auto",
-        "showUnfilled": True,
-        "sizing": "auto",
-        "minVizHeight": 16,
-        "minVizWidth": 8,
-        "maxVizHeight": 300,
-    }
-    return _panel(
-        "bargauge",
-        title,
-        description,
-        unit,
-        targets,
-        defaults=defaults,
-        options=options,
-        overrides=overrides,
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Layout
-
-
-class Layout:
-    """Places panels left to right on the 24-column grid, wrapping lines, under rows.
-
-    Panels of a collapsed row are stored inside the row, with the positions they take when it is
-    expanded; ids are unique across the dashboard.
-    """
-
-    def __init__(self) -> None:
-        self.panels: list[Json] = []
-        self._next_id = 1
-        self._x = 0
-        self._y = 0
-        self._line_height = 0
-        self._collapsed: Json | None = None
-
-    def _new_line(self) -> None:
-        self._y += self._line_height
-        self._x = 0
-        self._line_height = 0
-
-    def _place(self, panel: Json, width: int, height: int) -> Json:
-        placed: Json = {
-            "id": self._next_id,
-            "gridPos": {"h": height, "w": width, "x": self._x, "y": self._y},
-            **panel,
-        }
-        self._next_id += 1
-        return placed
-
-    def row(self, title: str, *, collapsed: bool = False) -> None:
-        self._new_line()
-        row = self._place({"type": "row", "title": title, "collapsed": collapsed}, GRID_WIDTH, 1)
-        row["panels"] = []
-        self.panels.append(row)
-        self._y += 1
-        self._collapsed = row if collapsed else None
-
-    def add(self, panel: Json, width: int, height: int) -> None:
-        if self._x + width > GRID_WIDTH:
-            self._new_line()
-        placed = self._place(panel, width, height)
-        (self._collapsed["panels"] if self._collapsed else self.panels).append(placed)
-        self._x += width
-        self._line_height = max(self._line_height, height)
-
-
-# --------------------------------------------------------------------------------------------
-# Dashboard scaffolding
-
-
-def datasource_variable() -> Json:
-    return {
-        "name": "datasource",
-        "label": "Data source",
-        "type": "datasource",
-        "query": "prometheus",
-        "current": {},
-        "hide": 0,
-        "includeAll": False,
-        "multi": False,
-        "options": [],
-        "refresh": 1,
-        "regex": "",
-        "skipUrlSync": False,
-    }
-
-
-def query_variable(name: str, label: str, definition: str, description: str) -> Json:
-    """A multi-value label_values() variable defaulting to All."""
-    return {
-        "name": name,
-        "label": label,
-        "description": description,
-        "type": "query",
-        "datasource": DATASOURCE,
-        "query": definition,
-        "definition": definition,
-        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
-        "hide": 0,
-        "includeAll": True,
-        "multi": True,
-        "options": [],
-        "refresh": 2,
-        "regex": "",
-        "skipUrlSync": False,
-        "sort": 1,
-    }
-
-
-TENANT_VARIABLE_DESCRIPTION: Final = "Teleport Cloud tenants (the exporter's `tenant` label)."
-
-
-def annotation(name: str, expr: str, title: str, text: str, color: str) -> Json:
-    return {
-        "name": name,
-        "datasource": DATASOURCE,
-        "enable": True,
-        "hide": False,
-        "iconColor": color,
-        "expr": expr,
-        "step": "60s",
-        "titleFormat": title,
-        "textFormat": text,
-        "useValueForTime": False,
-    }
-
-
-CONTROL_PLANE_ANNOTATION: Final = annotation(
-    "Control-plane major upgrades",
-    f"changes({m('control_plane_major_version')}[10m]) > 0",
-    "Control plane upgraded to a new major",
-    "{{tenant}}",
-    "purple",
-)
-
-
-def dashboard(
-    uid: str,
-    title: str,
-    description: str,
-    layout: Layout,
-    *,
-    variables: Sequence[Json],
-    annotations: Sequence[Json],
-) -> Json:
-    return {
-        "uid": uid,
-        "title": title,
-        "description": description,
-        "tags": TAGS,
-        "editable": True,
-        "graphTooltip": 1,
-        "fiscalYearStartMonth": 0,
-        "liveNow": False,
-        "refresh": "1m",
-        "schemaVersion": SCHEMA_VERSION,
-        "time": {"from": "now-6h", "to": "now"},
-        "timepicker": {},
-        "timezone": "",
-        "weekStart": "",
-        "version": 1,
-        "links": [
-            {
-                "title": "Teleport Cloud dashboards",
-                "type": "dashboards",
-                "tags": ["teleport-cloud"],
-                "asDropdown": False,
-                "includeVars": True,
-                "keepTime": True,
-                "targetBlank": False,
-                "icon": "external link",
-                "tooltip": "",
-                "url": "",
-            }
-        ],
-        "annotations": {"list": list(annotations)},
-        "templating": {"list": [datasource_variable(), *variables]},
-        "panels": layout.panels,
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# Teleport Cloud / Tenant
-
-
-INDICATOR_SEVERITY: Final = weighted_state(
-    pg("status_indicator"), "indicator", "page", INDICATOR_WEIGHTS
-)
-
-
-def tenant_dashboard() -> Json:
-    lay = Layout()
-
-    lay.row("Proxy probe (/webapi/ping)")
-    lay.add(
-        stat(
-            "Probe success",
-            "Whether the last probe of the proxy's /webapi/ping succeeded (TCP, TLS and a 2xx "
-            "answer with valid JSON), like blackbox_exporter's probe_success.",
-            "none",
-            [query(m("probe_success"), "{{tenant}}", instant=True)],
-            value_mappings=UP_DOWN,
-            color_mode="background",
-        ),
-        4,
-        4,
-    )
-    lay.add(
-        stat(
-            "Availability (time range)",
-            "Share of scrapes in the selected time range at which the last probe had succeeded.",
-            "percentunit",
-            [
-                query(
-                    f"avg by (tenant) (avg_over_time({m('probe_success')}[$__range]))",
-                    "{{tenant}}",
-                    instant=True,
-                )
-            ],
-            steps=thresholds("red", (0.99, "orange"), (0.999, "green")),
-            decimals=3,
-        ),
-        4,
-        4,
-    )
-    lay.add(
-        stat(
-            "HTTP status code",
-            "HTTP status code of the last probe; 0 when no response arrived (DNS, connect or TLS "
-            "failure, timeout).",
-            "none",
-            [query(m("probe_http_status_code"), "{{tenant}}", instant=True)],
-            steps=thresholds("red", (200, "green"), (300, "orange"), (400, "red")),
-            value_mappings=mappings({0: ("No response", "red")}),
-        ),
-        4,
-        4,
-    )
-    lay.add(
-        stat(
-            "Last probe duration",
-            "Duration of the last probe, from DNS resolution to the last byte.",
-            "s",
-            [query(m("probe_duration_seconds"), "{{tenant}}", instant=True)],
-            steps=thresholds("green", (0.5, "orange"), (2, "red")),
-        ),
-        4,
-        4,
-    )
-    lay.add(
-        stat(
-            "Mean latency (time range)",
-            "Mean duration of the successful probes in the selected time range, from the "
-            "teleport_cloud_probe_latency_seconds histogram.",
-            "s",
-            [
-                query(
-                    f"sum by (tenant) (rate({m('probe_latency_seconds_sum')}[$__range]))\n"
-                    f"/ sum by (tenant) (rate({m('probe_latency_seconds_count')}[$__range]))",
-                    "{{tenant}}",
-                    instant=True,
-                )
-            ],
-            steps=thresholds("green", (0.5, "orange"), (2, "red")),
-        ),
-        4,
-        4,
-    )
-    lay.add(
-        stat(
-            "Certificate expires in",
-            "Time left until the notAfter of the proxy's leaf TLS certificate. Teleport Cloud "
-            "renews it automatically; a value that keeps shrinking under two weeks is worth a "
-            "support ticket.",
-            "dtdurations",
-            [
-                query(
-                    f"{m('tls_cert_expiry_timestamp_seconds')} - time()", "{{tenant}}", instant=True
-                )
-            ],
-            steps=thresholds("red", (7 * 86400, "orange"), (14 * 86400, "green")),
-        ),
-        4,
-        4,
-    )
-    lay.add(
-        state_timeline(
-            "Probe success history",
-            "Result of the last probe at each scrape: green up, red down.",
-            [query(m("probe_success"), "{{tenant}}")],
-            UP_DOWN,
-        ),
-        24,
-        4,
-    )
-    lay.add(
-        timeseries(
-            "Probe duration by phase",
-            "Phases of the last probe, stacked (blackbox_exporter's probe_http_duration_seconds): "
-            "resolve (DNS), connect (TCP), tls (handshake), processing (until the first byte), "
-            "transfer (the body).",
-            "s",
-            [query(m("probe_phase_duration_seconds"), "{{tenant}} {{phase}}")],
-            stack=True,
-        ),
-        12,
-        8,
-    )
-    lay.add(
-        timeseries(
-            "Latency percentiles",
-            "p50, p90 and p99 of successful probe durations over each step, from the "
-            "teleport_cloud_probe_latency_seconds histogram, with the last probe's duration.",
-            "s",
-            [
-                *(
-                    query(
-                        f"histogram_quantile({q}, sum by (tenant, le) "
-                        f"(rate({m('probe_latency_seconds_bucket')}[$__rate_interval])))",
-                        f"{{{{tenant}}}} p{int(q * 100)}",
-                    )
-                    for q in (0.5, 0.9, 0.99)
-                ),
-                query(m("probe_duration_seconds"), "{{tenant}} last probe"),
-            ],
-        ),
-        12,
-        8,
-    )
-
-    lay.row("Cluster")
-    lay.add(
-        table(
-            "Cluster",
-            "Facts from the last successful /webapi/ping: cluster name, control-plane version, the "
-            "oldest client version it accepts, edition, FIPS, TLS routing and whether automatic "
-            "agent upgrades are on.",
-            [query(m("cluster_info"), table=True)],
-            {
-                "tenant": "Tenant",
-                "cluster_name": "Cluster",
-                "server_version": "Version",
-                "min_client_version": "Min client version",
-                "edition": "Edition",
-                "fips": "FIPS",
-                "tls_routing_enabled": "TLS routing",
-                "automatic_upgrades": "Automatic upgrades",
-            },
-        ),
-        16,
-        5,
-    )
-    lay.add(
-        stat(
-            "Control-plane major",
-            "Major version of the tenant's Auth and Proxy Service. Agents must run this major or "
-            "the one before it.",
-            "none",
-            [query(m("control_plane_major_version"), "{{tenant}}", instant=True)],
-        ),
-        4,
-        5,
-    )
-    lay.add(
-        stat(
-            "Agent target version",
-            "Version the tenant wants its agents to run (auto_update.agent_version, or the v1 "
-            "version channel on older tenants).",
-            "none",
-            [query(m("agent_target_version_info"), "{{version}}", instant=True)],
-            text_mode="name",
-        ),
-        4,
-        5,
-    )
-    lay.add(
-        table(
-            "Proxy endpoints",
-            "Public addresses published in the proxy settings of /webapi/ping (web, SSH, SSH "
-            "tunnel, Kubernetes and database listeners).",
-            [query(m("proxy_endpoint_info"), table=True)],
-            {"tenant": "Tenant", "protocol": "Protocol", "address": "Address"},
-        ),
-        24,
-        6,
-    )
-
-    lay.row("Status page")
-    lay.add(
-        stat(
-            "Status page indicator",
-            "Overall indicator of the vendor status page (Atlassian's blend, not the worst "
-            "component): operational, maintenance, minor, major or critical.",
-            "none",
-            [query(INDICATOR_SEVERITY, "{{page}}", instant=True)],
-            value_mappings=INDICATOR_MAPPINGS,
-            color_mode="background",
-        ),
-        6,
-        4,
-    )
-    lay.add(
-        stat(
-            "Unresolved incidents",
-            "Incidents open on the status page, all impacts together.",
-            "none",
-            [query(f"sum by (page) ({pg('status_incidents')})", "{{page}}", instant=True)],
-            steps=thresholds("green", (1, "red")),
-        ),
-        6,
-        4,
-    )
-    lay.add(
-        stat(
-            "Components not operational",
-            "Status-page components whose status is anything but operational.",
-            "none",
-            [
-                query(
-                    "sum by (page) (" + pg("status_component", 'status!="operational"') + ")",
-                    "{{page}}",
-                    instant=True,
-                )
-            ],
-            steps=thresholds("green", (1, "orange")),
-        ),
-        6,
-        4,
-    )
-    lay.add(
-        stat(
-            "Next maintenance",
-            "Start of the earliest scheduled maintenance that has not begun yet; 'None scheduled' "
-            "when there is none.",
-            "dateTimeFromNow",
-            [
-                query(
-                    f"{pg('status_next_maintenance_start_timestamp_seconds')} * 1000\n"
-                    f"or on(page) (max by (page) ({pg('status_indicator')}) * 0)",
-                    "{{page}}",
-                    instant=True,
-                )
-            ],
-            value_mappings=mappings({0: ("None scheduled", "green")}),
-        ),
-        6,
-        4,
-    )
-    lay.add(
-        state_timeline(
-            "Status page indicator history",
-            "The status page's overall indicator over time.",
-            [query(INDICATOR_SEVERITY, "{{page}}")],
-            INDICATOR_MAPPINGS,
-        ),
-        24,
-        4,
-    )
-    lay.add(
-        timeseries(
-            "Unresolved incidents by impact",
-            "Open incidents on the status page, stacked by impact (none, minor, major, critical).",
-            "none",
-            [query(pg("status_incidents"), "{{impact}}")],
-            stack=True,
-            overrides=fixed_colors(
-                {"none": "text", "minor": "yellow", "major": "orange", "critical": "red"}
-            ),
-            decimals=0,
-        ),
-        12,
-        7,
-    )
-    lay.add(
-        timeseries(
-            "Maintenances by state",
-            "Scheduled maintenances that have not completed: scheduled, in progress, verifying.",
-            "none",
-            [query(pg("status_maintenances"), "{{state}}")],
-            stack=True,
-            overrides=fixed_colors(
-                {"scheduled": "blue", "in_progress": "orange", "verifying": "yellow"}
-            ),
-            decimals=0,
-        ),
-        12,
-        7,
-    )
-    lay.add(
-        table(
-            "Components",
-            "Current status of each status-page component; group is the parent group's name "
-            "(empty at top level).",
-            [query(f"{pg('status_component')} == 1", table=True)],
-            {"page": "Page", "group": "Group", "component": "Component", "status": "Status"},
-            overrides=[
-                {
-                    "matcher": {"id": "byName", "options": "Status"},
-                    "properties": [
-                        {
-                            "id": "mappings",
-                            "value": mappings(
-                                {state: (None, color) for state, color in COMPONENT_COLORS.items()}
-                            ),
-                        },
-                        {"id": "custom.cellOptions", "value": {"type": "color-text"}},
-                    ],
-                }
-            ],
-        ),
-        24,
-        10,
-    )
-
-    lay.row("SLA (calendar month, UTC)")
-    lay.add(
-        stat(
-            "SLA objective",
-            "Monthly uptime objective of the tenant's SLA (99.9 %, or 99.99 % with multi-region "
-            "high availability).",
-            "percentunit",
-            [query(m("sla_objective_ratio"), "{{tenant}}", instant=True)],
-            decimals=2,
-        ),
-        4,
-        4,
-    )
-    lay.add(
-        stat(
-            "Uptime this month",
-            "1 - downtime / observed time since the start of the month. Minutes without a probe "
-            "and down minutes inside a status-page maintenance (if excluded) do not count.",
-            "percentunit",
-            [query(m("sla_uptime_ratio"), "{{tenant}}", instant=True)],
-            decimals=3,
-        ),
-        4,
-        4,
-    )
-    lay.add(
-        stat(
-            "Error budget remaining",
-            "1 - downtime / error budget of this month; negative once the budget is spent.",
-            "percentunit",
-            [query(m("sla_error_budget_remaining_ratio"), "{{tenant}}", instant=True)],
-            steps=thresholds("red", (0, "orange"), (0.25, "yellow"), (0.5, "green")),
-            decimals=1,
-        ),
-        4,
-        4,
-    )
-    lay.add(
-        stat(
-            "SLA breached",
-            "Yes once this month's downtime exceeds the error budget: time to claim the SLA "
-            "credit.",
-            "none",
-            [query(m("sla_breached"), "{{tenant}}", instant=True)],
-            value_mappings=NO_YES_BAD,
-            color_mode="background",
-        ),
-        4,
-        4,
-    )
-    lay.add(
-        stat(
-            "Observed coverage",
-            "Share of the month so far that the exporter observed (minutes with at least one "
-            "probe). Unobserved minutes count neither as up nor as down, so low coverage makes "
-            "the uptime figure weaker evidence.",
-            "percentunit",
-            [
-                query(
-                    f"clamp_max({m('sla_observed_seconds')}\n"
-                    f"/ (time() - {m('sla_period_start_timestamp_seconds')}), 1)",
-                    "{{tenant}}",
-                    instant=True,
-                )
-            ],
-            steps=thresholds("red", (0.9, "orange"), (0.99, "green")),
-            decimals=1,
-        ),
-        4,
-        4,
-    )
-    lay.add(
-        stat(
-            "Period ends in",
-            "Time left in the current SLA period (the calendar month, UTC).",
-            "dtdurations",
-            [
-                query(
-                    f"{m('sla_period_end_timestamp_seconds')} - time()", "{{tenant}}", instant=True
-                )
-            ],
-        ),
-        4,
-        4,
-    )
-    lay.add(
-        timeseries(
-            "Downtime vs error budget",
-            "Downtime counted this month against the month's error budget (dashed), and down "
-            "time excluded because it fell inside a status-page maintenance.",
-            "s",
-            [
-                query(m("sla_downtime_seconds"), "{{tenant}} downtime"),
-                query(m("sla_error_budget_seconds"), "{{tenant}} budget"),
-                query(m("sla_maintenance_seconds"), "{{tenant}} excluded maintenance"),
-            ],
-            overrides=[
-                {
-                    "matcher": {"id": "byRegexp", "options": ".* budget$"},
-                    "properties": [
-                        {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
-                        {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
-                    ],
-                }
-            ],
-        ),
-        8,
-        8,
-    )
-    lay.add(
-        timeseries(
-            "Burn rate by window",
-            "Error-budget burn rate per trailing window: (down / observed minutes) / (1 - "
-            "objective). 1 spends exactly the budget over a month; the dashed lines are the "
-            "multi-window alert thresholds (14.4, 6, 3, 1).",
-            "none",
-            [query(m("sla_burn_rate"), "{{tenant}} {{window}}")],
-            steps=BURN_THRESHOLDS,
-            threshold_lines=True,
-        ),
-        8,
-        8,
-    )
-    lay.add(
-        bar_gauge(
-            "Burn rate now",
-            "Current burn rate of each window, shortest first; 1 spends exactly the month's "
-            "budget, 14.4 spends 2 % of it in an hour.",
-            "none",
-            [
-                query(m("sla_burn_rate", f'window="{window}"'), f"{{{{tenant}}}} {window}")
-                for window in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
-            ],
-            steps=BURN_THRESHOLDS,
-            decimals=2,
-        ),
-        8,
-        8,
-    )
-
-    lay.row("Exporter sources", collapsed=True)
-    lay.add(
-        state_timeline(
-            "Source up",
-            "Whether each source's last background refresh succeeded (ping, inventory, rollout "
-            "for the tenant; status_page for the page). A failing source keeps its last good data "
-            "exposed.",
-            [query(src("source_up"), "{{source}} {{target}}")],
-            UP_DOWN,
-        ),
-        24,
-        6,
-    )
-    lay.add(
-        bar_gauge(
-            "Time since last success",
-            "Age of each source's data: time since its last successful refresh.",
-            "s",
-            [
-                query(
-                    f"time() - ({src('source_last_success_timestamp_seconds')})",
-                    "{{source}} {{target}}",
-                    instant=True,
-                )
-            ],
-            steps=thresholds("green", (600, "orange"), (1800, "red")),
-        ),
-        8,
-        8,
-    )
-    lay.add(
-        timeseries(
-            "Refresh duration",
-            "Wall-clock duration of each source's last refresh, successful or not.",
-            "s",
-            [query(src("source_duration_seconds"), "{{source}} {{target}}")],
-        ),
-        8,
-        8,
-    )
-    lay.add(
-        timeseries(
-            "Refresh errors by reason",
-            "Failed refreshes per minute by source and reason (timeout, connect, tls, http, parse, "
-            "auth, exec, too_large, other). Details are in the exporter's logs.",
-            "cpm",
-            [
-                query(
-                    "60 * sum by (source, target, reason) (\n  "
-                    + src("source_errors_total", "rate({}[$__rate_interval])")
-                    + "\n)",
-                    "{{source}} {{target}} {{reason}}",
-                )
-            ],
-        ),
-        8,
-        8,
-    )
-
-    return dashboard(
-        TENANT_UID,
-        "Teleport Cloud / Tenant",
-        "Reachability, latency and TLS of a Teleport Enterprise Cloud tenant's proxy, the vendor "
-        "status page, and the monthly SLA with its error budget (teleport-cloud-exporter).",
-        lay,
-        variables=[
-            query_variable(
-                "tenant",
-                "Tenant",
-                "label_values(teleport_cloud_probe_success, tenant)",
-                TENANT_VARIABLE_DESCRIPTION,
-            ),
-            query_variable(
-                "page",
-                "Status page",
-                "label_values(teleport_cloud_status_indicator, page)",
-                "Vendor status pages watched by the exporter (the `page` label).",
-            ),
-        ],
-        annotations=[
-            annotation(
-                "Status-page maintenance",
-                pg("status_maintenances", 'state="in_progress"') + " > 0",
-                "Maintenance in progress",
-                "{{page}}",
-                "blue",
-            ),
-            CONTROL_PLANE_ANNOTATION,
-        ],
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Teleport Cloud / Agent fleet
-
-
-def fleet_dashboard() -> Json:
-    lay = Layout()
-    agents = m("agents")
-
-    lay.row("Overview")
-    lay.add(
-        stat(
-            "Agents",
-            "Customer agents in the inventory (Teleport-managed Auth and Proxy excluded).",
-            "none",
-            [query(f"sum by (tenant) ({agents})", "{{tenant}}", instant=True)],
-        ),
-        3,
-        4,
-    )
-    lay.add(
-        stat(
-            "Control-plane major",
-            "Major version of the tenant's control plane; agents may run this major or the one "
-            "before it.",
-            "none",
-            [query(m("control_plane_major_version"), "{{tenant}}", instant=True)],
-        ),
-        3,
-        4,
-    )
-    lay.add(
-        stat(
-            "Target agent version",
-            "Version the tenant wants its agents to run.",
-            "none",
-            [query(m("agent_target_version_info"), "{{version}}", instant=True)],
-            text_mode="name",
-        ),
-        3,
-        4,
-    )
-    lay.add(
-        stat(
-            "Upgrade blocked",
-            "Yes while any agent is one or more majors behind the control plane: Teleport Cloud "
-            "withholds the next control-plane major upgrade until those agents are updated.",
-            "none",
-            [query(m("control_plane_upgrade_blocked"), "{{tenant}}", instant=True)],
-            value_mappings=NO_YES_BAD,
-            color_mode="background",
-        ),
-        3,
-        4,
-    )
-    lay.add(
-        stat(
-            "One major behind",
-            "Agents one major behind the control plane: still supported, but they block the next "
-            "major upgrade.",
-            "none",
-            [
-                query(
-                    "sum by (tenant) (" + m("agents_by_skew", 'skew="one_major_behind"') + ")",
-                    "{{tenant}}",
-                    instant=True,
-                )
-            ],
-            steps=thresholds("green", (1, "orange")),
-        ),
-        3,
-        4,
-    )
-    lay.add(
-        stat(
-            "Unsupported",
-            "Agents two or more majors behind, or newer than the control plane: outside "
-            "Teleport's compatibility guarantee.",
-            "none",
-            [
-                query(
-                    "sum by (tenant) ("
-                    + m("agents_by_skew", 'skew=~"unsupported_old|unsupported_newer"')
-                    + ")",
-                    "{{tenant}}",
-                    instant=True,
-                )
-            ],
-            steps=thresholds("green", (1, "red")),
-        ),
-        3,
-        4,
-    )
-    lay.add(
-        stat(
-            "Not enrolled in updates",
-            "Agents without an upgrader (ext_upgrader absent): nothing updates them automatically.",
-            "none",
-            [
-                query(
-                    "sum by (tenant) (" + m("agents", 'upgrader="none"') + ")\n"
-                    f"or on(tenant) (sum by (tenant) ({agents}) * 0)",
-                    "{{tenant}}",
-                    instant=True,
-                )
-            ],
-            steps=thresholds("green", (1, "orange")),
-        ),
-        3,
-        4,
-    )
-    lay.add(
-        stat(
-            "Not on target version",
-            "Agents whose version differs from the tenant's target agent version.",
-            "none",
-            [query(m("agents_outdated"), "{{tenant}}", instant=True)],
-            steps=thresholds("green", (1, "yellow")),
-        ),
-        3,
-        4,
-    )
-
-    lay.row("Agents needing attention")
-    lay.add(
-        table(
-            "Agents one or more majors behind",
-            "Agents whose major is one or more behind the control plane's, with host, version and "
-            "upgrader. These block the next control-plane major upgrade. Needs per-agent metrics "
-            "(per_agent_metrics: true).",
-            [
-                query(
-                    f"{m('agent_info')}\n"
-                    f"* on(tenant, server_id) group_left()\n"
-                    f"({m('agent_major_versions_behind')} >= 1)",
-                    table=True,
-                )
-            ],
-            {
-                "tenant": "Tenant",
-                "hostname": "Hostname",
-                "server_id": "Server ID",
-                "version": "Version",
-                "Value": "Majors behind",
-                "services": "Services",
-                "upgrader": "Upgrader",
-                "upgrader_version": "Upgrader version",
-                "update_group": "Update group",
-            },
-            sort_by="Majors behind",
-        ),
-        18,
-        10,
-    )
-    lay.add(
-        stat(
-            "Oldest agent heartbeat",
-            "Time since the least recent agent heartbeat recorded by the control plane. Needs "
-            "per-agent metrics.",
-            "s",
-            [
-                query(
-                    f"time() - min by (tenant) ({m('agent_last_seen_timestamp_seconds')})",
-                    "{{tenant}}",
-                    instant=True,
-                )
-            ],
-            steps=thresholds("green", (900, "orange"), (3600, "red")),
-        ),
-        6,
-        10,
-    )
-
-    lay.row("Versions and skew")
-    lay.add(
-        bar_gauge(
-            "Agents by version",
-            "Current agent count per Teleport version.",
-            "none",
-            [query(f"sum by (version) ({agents})", "{{version}}", instant=True)],
-        ),
-        8,
-        8,
-    )
-    lay.add(
-        bar_gauge(
-            "Agents by skew class",
-            "Current agents by version skew against the control plane: current, one major "
-            "behind, unsupported (older or newer), unknown (unparseable version).",
-            "none",
-            [
-                query("sum(" + m("agents_by_skew", f'skew="{skew}"') + ")", skew)
-                for skew in SKEW_COLORS
-            ],
-            overrides=fixed_colors(SKEW_COLORS),
-        ),
-        8,
-        8,
-    )
-    lay.add(
-        timeseries(
-            "Agents not on the target version",
-            "Agents whose version differs from the target agent version, labelled with that "
-            "target.",
-            "none",
-            [
-                query(
-                    f"{m('agents_outdated')}\n"
-                    f"* on(tenant) group_left(version) {m('agent_target_version_info')}\n"
-                    f"or on(tenant) {m('agents_outdated')}",
-                    "{{tenant}} target {{version}}",
-                )
-            ],
-            decimals=0,
-        ),
-        8,
-        8,
-    )
-    lay.add(
-        timeseries(
-            "Agents by version over time",
-            "Agent count per Teleport version, stacked: watch old versions drain during upgrades.",
-            "none",
-            [query(f"sum by (version) ({agents})", "{{version}}")],
-            stack=True,
-            decimals=0,
-        ),
-        12,
-        8,
-    )
-    lay.add(
-        timeseries(
-            "Agents by skew class over time",
-            "Agents by version skew against the control plane, stacked.",
-            "none",
-            [query(f"sum by (skew) ({m('agents_by_skew')})", "{{skew}}")],
-            stack=True,
-            overrides=fixed_colors(SKEW_COLORS),
-            decimals=0,
-        ),
-        12,
-        8,
-    )
-
-    lay.row("Automatic updates")
-    lay.add(
-        bar_gauge(
-            "Agents by upgrader",
-            "Current agents per upgrader kind (ext_upgrader: unit, kube, binary, ...); none means "
-            "not enrolled in automatic updates.",
-            "none",
-            [query(f"sum by (upgrader) ({agents})", "{{upgrader}}", instant=True)],
-            overrides=fixed_colors({"none": "red"}),
-        ),
-        8,
-        8,
-    )
-    lay.add(
-        timeseries(
-            "Enrolment by upgrader over time",
-            "Agents per upgrader kind, stacked; none means not enrolled in automatic updates.",
-            "none",
-            [query(f"sum by (upgrader) ({agents})", "{{upgrader}}")],
-            stack=True,
-            overrides=fixed_colors({"none": "red"}),
-            decimals=0,
-        ),
-        16,
-        8,
-    )
-    lay.add(
-        table(
-            "Managed Updates rollout",
-            "The tenant's Managed Updates v2 agent rollout: versions, mode, strategy and "
-            "schedule. Empty when the tenant has no v2 rollout.",
-            [query(m("autoupdate_rollout_info"), table=True)],
-            {
-                "tenant": "Tenant",
-                "start_version": "Start version",
-                "target_version": "Target version",
-                "mode": "Mode",
-                "strategy": "Strategy",
-                "schedule": "Schedule",
-            },
-        ),
-        24,
-        5,
-    )
-    lay.add(
-        state_timeline(
-            "Rollout group state",
-            "State of each rollout group over time: unstarted, canary, active, done, rolled back.",
-            [
-                query(
-                    weighted_state(
-                        m("autoupdate_group_state"), "state", "tenant, group", GROUP_STATE_WEIGHTS
-                    ),
-                    "{{tenant}} {{group}}",
-                )
-            ],
-            GROUP_STATE_MAPPINGS,
-        ),
-        24,
-        6,
-    )
-    lay.add(
-        table(
-            "Rollout groups",
-            "Each rollout group's current state, its agents and how many already run the target "
-            "version.",
-            [
-                query(f"{m('autoupdate_group_state')} == 1", table=True),
-                query(m("autoupdate_group_agents"), table=True),
-                query(m("autoupdate_group_agents_up_to_date"), table=True),
-            ],
-            {
-                "tenant": "Tenant",
-                "group": "Group",
-                "state": "State",
-                "Value #B": "Agents",
-                "Value #C": "Up to date",
-            },
-            merge=True,
-        ),
-        12,
-        8,
-    )
-    lay.add(
-        bar_gauge(
-            "Rollout group progress",
-            "Share of each rollout group's agents already on the target version (0 for an empty "
-            "group).",
-            "percentunit",
-            [
-                query(
-                    f"{m('autoupdate_group_agents_up_to_date')}\n"
-                    f"/ clamp_min({m('autoupdate_group_agents')}, 1)",
-                    "{{tenant}} {{group}}",
-                    instant=True,
-                )
-            ],
-            steps=thresholds("orange", (1, "green")),
-            max_value=1,
-        ),
-        12,
-        8,
-    )
-
-    lay.row("Services", collapsed=True)
-    lay.add(
-        bar_gauge(
-            "Agents by service",
-            "Current agents running each Teleport service (an agent with several services counts "
-            "in each).",
-            "none",
-            [
-                query(
-                    f"sum by (teleport_service) ({m('agents_by_service')})",
-                    "{{teleport_service}}",
-                    instant=True,
-                )
-            ],
-        ),
-        8,
-        8,
-    )
-    lay.add(
-        timeseries(
-            "Agents by service over time",
-            "Agents running each Teleport service.",
-            "none",
-            [
-                query(
-                    f"sum by (teleport_service) ({m('agents_by_service')})", "{{teleport_service}}"
-                )
-            ],
-            decimals=0,
-        ),
-        16,
-        8,
-    )
-
-    return dashboard(
-        FLEET_UID,
-        "Teleport Cloud / Agent fleet",
-        "Agent version skew against the control plane, automatic-update enrolment and Managed "
-        "Updates v2 rollout progress of Teleport Enterprise Cloud tenants "
-        "(teleport-cloud-exporter).",
-        lay,
-        variables=[
-            query_variable(
-                "tenant",
-                "Tenant",
-                "label_values(teleport_cloud_agents_by_skew, tenant)",
-                TENANT_VARIABLE_DESCRIPTION,
+    thresholds: dash.ThresholdsConfig | None = None,
+    mapping: ValueMap | None = None,
+    width: int = 24,
+    height: int = 8,
+) -> Any:
+    """An instant table of `expr`'s series: the label `columns` in order, then the value."""
+    order = {name: i for i, name in enumerate([*columns, "Value"])}
+    panel = (
+        table.Panel()
+        .thresholds(thresholds or steps("green"))
+        .with_transformation(
+            DataTransformerConfig(
+                id_val="organize",
+                options={
+                    "excludeByName": {"Time": True},
+                    "indexByName": order,
+                    "renameByName": {"Value": value},
+                },
             )
-        ],
-        annotations=[CONTROL_PLANE_ANNOTATION],
+        )
+    )
+    if mapping is not None:
+        panel = panel.mappings([mapping])
+    return _finish(panel, title, about, unit, width, height, [target(expr, table_format=True)])
+
+
+# --------------------------------------------------------------------------------------------
+# Dashboards
+
+
+def _variables(board: Any, config: MixinConfig, q: Q, *, page: bool) -> Any:
+    job_source = "teleport_cloud_exporter_build_info{" + config.job_selector + "}"
+    board = board.with_variable(
+        dash.DatasourceVariable("datasource").label("Data source").type("prometheus")
+    )
+    if config.cluster_label:
+        board = board.with_variable(
+            _query_var("cluster", f"label_values({job_source}, {config.cluster_label})")
+        )
+    board = board.with_variable(_query_var("job", f"label_values({job_source}, job)"))
+    board = board.with_variable(
+        _query_var("tenant", f"label_values({q.t('teleport_cloud_probe_success')}, tenant)")
+    )
+    if page:
+        board = board.with_variable(
+            _query_var("page", f"label_values({q.p('teleport_cloud_status_indicator')}, page)")
+        )
+    return board
+
+
+def _query_var(name: str, query: str) -> Any:
+    return (
+        dash.QueryVariable(name)
+        .label(name.capitalize())
+        .datasource(DATASOURCE)
+        .query(query)
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+    )
+
+
+def _annotation(name: str, expr: str, color: str) -> dash.AnnotationQuery:
+    return (
+        dash.AnnotationQuery()
+        .name(name)
+        .datasource(DATASOURCE)
+        .enable(True)
+        .hide(False)
+        .icon_color(color)
+        .expr(expr)
+    )
+
+
+def _annotations(board: Any, q: Q, *, page: bool) -> Any:
+    """Control-plane major upgrades on both dashboards, status-page maintenance on the overview."""
+    upgrades = f"changes({q.t('teleport_cloud_control_plane_major_version')}[10m]) > 0"
+    board = board.annotation(_annotation("Control-plane major upgrades", upgrades, "purple"))
+    if page:
+        maintenance = q.p("teleport_cloud_status_maintenances", match("state", "=", "in_progress"))
+        board = board.annotation(
+            _annotation("Status-page maintenance", f"{maintenance} > 0", "blue")
+        )
+    return board
+
+
+def _board(uid: str, title: str, about: str) -> Any:
+    link = (
+        dash.DashboardLink("Teleport Cloud dashboards")
+        .type(DashboardLinkType.DASHBOARDS)
+        .tags(["teleport-cloud"])
+        .include_vars(True)
+        .keep_time(True)
+    )
+    return (
+        dash.Dashboard(title)
+        .uid(uid)
+        .description(about)
+        .tags(TAGS)
+        .refresh("1m")
+        .time("now-6h", "now")
+        .timezone("utc")
+        .tooltip(DashboardCursorSync.CROSSHAIR)
+        .link(link)
+    )
+
+
+def overview(config: MixinConfig) -> Any:
+    th = config.thresholds
+    q = Q(config)
+    board = _variables(
+        _board(
+            OVERVIEW_UID,
+            "Teleport Cloud / Overview",
+            "Is the next upgrade blocked and by whom, which agents do not update, the SLA "
+            "budget left this month, the proxy probe and the vendor status page.",
+        ),
+        config,
+        q,
+        page=True,
+    )
+    board = _annotations(board, q, page=True)
+    blocked = value_map({0: ("no", "green"), 1: ("blocked", "red")})
+    blocking_skews = q.t(
+        "tenant_skew:teleport_cloud_agents_by_skew:max",
+        match("skew", "=~", "one_major_behind|unsupported_old"),
+    )
+    budget_steps = steps("red", (th.budget_remaining_ratio, "green"))
+    failure_steps = steps("green", (th.probe_failure_ratio, "red"))
+    tls_steps = steps(
+        "red", (th.tls_critical_days * 86400, "orange"), (th.tls_warning_days * 86400, "green")
+    )
+    indicator = (
+        "max by (page) (\n  "
+        + "\n  or ".join(
+            q.p("teleport_cloud_status_indicator", f'indicator="{name}"') + f" * {weight}"
+            for name, weight in INDICATORS.items()
+        )
+        + "\n)"
+    )
+    blocking = (
+        f"max by ({', '.join(AGENT_COLUMNS)}) (\n"
+        f"  {q.t('teleport_cloud_agent_info')}\n"
+        f"  * on ({config.by}, server_id) group_left ()\n"
+        f"  (max by ({config.by}, server_id) "
+        f"({q.t('teleport_cloud_agent_major_versions_behind')}) >= 1)\n)"
+    )
+    board = (
+        board.with_row(dash.Row("Overview"))
+        .with_panel(
+            stat_panel(
+                "Next upgrade blocked",
+                "Whether agents one or more majors behind withhold the next control-plane major "
+                "upgrade. The table below lists them.",
+                "none",
+                target(
+                    q.t("tenant:teleport_cloud_control_plane_upgrade_blocked:max"),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                mapping=blocked,
+                thresholds=steps("green", (1, "red")),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Agents blocking the upgrade",
+                "Agents one or more majors behind the control plane.",
+                "none",
+                target(
+                    f"sum by (tenant) ({blocking_skews})",
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                thresholds=steps("green", (1, "red")),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Agents not updating",
+                "Agents behind the target version with their updater disabled or pinned, or "
+                "without an upgrader (TeleportCloudAgentsNotUpdating).",
+                "none",
+                target(
+                    q.t("tenant:teleport_cloud_agents_not_updating:count"),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                thresholds=steps("green", (1, "orange")),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "SLA budget left",
+                "Share of this month's error budget left, from the replica that saw the tenant "
+                f"best. Red under {th.budget_remaining_ratio:.0%} "
+                "(TeleportCloudSLAErrorBudgetLow).",
+                "percentunit",
+                target(
+                    q.t("tenant:teleport_cloud_sla_error_budget_remaining_ratio:max"),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                thresholds=budget_steps,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Probe failures (5m)",
+                "Share of failed /webapi/ping probes over 5 minutes, best replica. Red from "
+                f"{th.probe_failure_ratio:.0%} (TeleportCloudProbeFailing).",
+                "percentunit",
+                target(
+                    q.t("tenant:teleport_cloud_probe_failures:ratio_rate5m"),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                thresholds=failure_steps,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Status page",
+                "The vendor status page's overall indicator.",
+                "none",
+                target(indicator, "{{page}}", instant=True),
+                mapping=value_map(
+                    {
+                        0: ("operational", "green"),
+                        1: ("minor", "yellow"),
+                        2: ("major", "orange"),
+                        3: ("critical", "red"),
+                        4: ("maintenance", "blue"),
+                    }
+                ),
+                thresholds=steps("green"),
+            )
+        )
+        .with_row(dash.Row("Agents to act on"))
+        .with_panel(
+            table_panel(
+                "Agents blocking the next upgrade",
+                "Agents one or more majors behind the control plane, with how many majors. Needs "
+                "per_agent_metrics: true.",
+                "none",
+                blocking,
+                AGENT_COLUMNS,
+                "Majors behind",
+                thresholds=steps("orange", (2, "red")),
+                width=12,
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Agents pinned, disabled or without upgrader",
+                "Agents that will not update by themselves; `Behind target` says whether they are "
+                "already off the tenant's target version (TeleportCloudAgentsNotUpdating).",
+                "none",
+                _not_updating(q, config),
+                AGENT_COLUMNS,
+                "Behind target",
+                mapping=value_map({0: ("no", "green"), 1: ("yes", "red")}),
+                width=12,
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Stuck update groups",
+                "Managed Updates v2 groups and their agents not on the group's version of the "
+                "moment (TeleportCloudAutoUpdateGroupStuck).",
+                "none",
+                q.t("tenant_group:teleport_cloud_autoupdate_group_agents_stuck:max"),
+                ("tenant", "group"),
+                "Stuck agents",
+                thresholds=steps("green", (1, "red")),
+                height=6,
+            )
+        )
+        .with_row(dash.Row("SLA this month"))
+        .with_panel(
+            stat_panel(
+                "Downtime this month",
+                "Down minutes x 60 this month, best replica.",
+                "s",
+                target(
+                    q.t("tenant:teleport_cloud_sla_downtime_seconds:min"),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Error budget this month",
+                "Allowed downtime this month: days x 86400 x (1 - objective).",
+                "s",
+                target(
+                    q.t("tenant:teleport_cloud_sla_error_budget_seconds:max"),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Projected downtime at month end",
+                f"Downtime so far plus the last {th.projection_window}'s burn rate over the time "
+                "left (TeleportCloudSLABreachProjected when over the budget).",
+                "s",
+                target(
+                    q.t(
+                        "tenant:teleport_cloud_sla_downtime_seconds:projected_burn_rate"
+                        + th.projection_window
+                    ),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Observed coverage",
+                "Share of the month so far the ledger observed. Red under "
+                f"{th.coverage_ratio:.0%} (TeleportCloudSLACoverageLow).",
+                "percentunit",
+                target(
+                    q.t("tenant:teleport_cloud_sla_observed_seconds:ratio_month"),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                thresholds=steps("red", (th.coverage_ratio, "green")),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Uptime this month",
+                "1 - downtime / observed time, best replica.",
+                "percentunit",
+                target(
+                    f"max by (tenant) ({q.t('teleport_cloud_sla_uptime_ratio')})",
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                width=8,
+            )
+        )
+        .with_panel(
+            graph(
+                "Error budget left",
+                "Share of the month's error budget left over time; the dashed line is the "
+                "TeleportCloudSLAErrorBudgetLow threshold.",
+                "percentunit",
+                target(
+                    q.t("tenant:teleport_cloud_sla_error_budget_remaining_ratio:max"), "{{tenant}}"
+                ),
+                thresholds=budget_steps,
+            )
+        )
+        .with_panel(
+            graph(
+                "SLA burn rate",
+                "Burn rate of the error budget per window (1 = spending exactly the budget); the "
+                "ticket thresholds are 3 over 1d and 1 over 3d.",
+                "none",
+                target(
+                    q.t("tenant_window:teleport_cloud_sla_burn_rate:min", 'window=~"1h|1d|3d"'),
+                    "{{tenant}} {{window}}",
+                ),
+                thresholds=steps("green", (1, "orange"), (3, "red")),
+            )
+        )
+        .with_row(dash.Row("Proxy probe"))
+        .with_panel(
+            graph(
+                "Probe failure ratio",
+                "Share of failed probes, best replica, from counters (every probe counts).",
+                "percentunit",
+                target(q.t("tenant:teleport_cloud_probe_failures:ratio_rate5m"), "{{tenant}} 5m"),
+                target(q.t("tenant:teleport_cloud_probe_failures:ratio_rate1h"), "{{tenant}} 1h"),
+                thresholds=failure_steps,
+                width=8,
+            )
+        )
+        .with_panel(
+            graph(
+                "Probe latency",
+                "Percentiles of successful probes over 10 minutes; the dashed line is "
+                "TeleportCloudProbeLatencyHigh's p95 threshold.",
+                "s",
+                *(
+                    target(
+                        q.t(f"tenant:teleport_cloud_probe_latency_seconds:{p}_10m"),
+                        f"{{{{tenant}}}} {p}",
+                    )
+                    for p in ("p50", "p95", "p99")
+                ),
+                thresholds=steps("green", (th.probe_latency_p95_seconds, "red")),
+                width=8,
+            )
+        )
+        .with_panel(
+            graph(
+                "Probe phases",
+                "Duration of each phase of the last probe, slowest replica.",
+                "s",
+                target(
+                    f"max by (tenant, phase) "
+                    f"({q.t('teleport_cloud_probe_phase_duration_seconds')})",
+                    "{{tenant}} {{phase}}",
+                ),
+                width=8,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "TLS certificate expires in",
+                f"Time left on the proxy's certificate: orange under {th.tls_warning_days:g} days "
+                f"(ticket), red under {th.tls_critical_days:g} (page).",
+                "s",
+                target(
+                    f"min by (tenant) ({q.t('teleport_cloud_tls_cert_expiry_timestamp_seconds')}"
+                    " > 0) - time()",
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                thresholds=tls_steps,
+                width=6,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Machine ID identity expires in",
+                "Time left on the identity tctl uses; tbot renews it every 20 minutes. Red under "
+                f"{th.identity_expiry_seconds // 60} minutes (TeleportCloudIdentityExpiring).",
+                "s",
+                target(
+                    f"min by (tenant) "
+                    f"({q.t('teleport_cloud_identity_expiry_timestamp_seconds')} > 0) - time()",
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                thresholds=steps("red", (th.identity_expiry_seconds, "green")),
+                width=6,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "tctl compatible",
+                "Whether every replica's tctl is the control plane's major or one below.",
+                "none",
+                target(
+                    f"min by (tenant) ({q.t('teleport_cloud_tctl_compatible')})",
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                mapping=value_map({0: ("incompatible", "red"), 1: ("compatible", "green")}),
+                thresholds=steps("red", (1, "green")),
+                width=6,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Probe success (last)",
+                "Whether the last probe of at least one replica succeeded.",
+                "none",
+                target(q.t("tenant:teleport_cloud_probe_success:max"), "{{tenant}}", instant=True),
+                mapping=value_map({0: ("down", "red"), 1: ("up", "green")}),
+                thresholds=steps("red", (1, "green")),
+                width=6,
+            )
+        )
+        .with_row(dash.Row("Status page"))
+        .with_panel(
+            table_panel(
+                "Components not operational",
+                "Status-page components (of the configured ones) in any state but operational.",
+                "none",
+                f"max by (page, group, component, status) "
+                f"({q.p('teleport_cloud_status_component', match('status', '!=', 'operational'))})",
+                ("page", "group", "component", "status"),
+                "Current",
+                mapping=value_map({0: ("no", "green"), 1: ("yes", "red")}),
+                width=12,
+            )
+        )
+        .with_panel(
+            graph(
+                "Unresolved incidents",
+                "Unresolved incidents of the configured components, by impact.",
+                "none",
+                target(
+                    f"max by (page, impact) ({q.p('teleport_cloud_status_incidents')})",
+                    "{{page}} {{impact}}",
+                ),
+                width=12,
+            )
+        )
+        .with_row(dash.Row("Exporter"))
+        .with_panel(
+            table_panel(
+                "Sources",
+                "Whether each source's last refresh succeeded on at least one replica.",
+                "none",
+                f"max by (source, target) "
+                f"(teleport_cloud_source_up{q.scope(key=match('target', '=~', '$tenant|$page'))})",
+                ("source", "target"),
+                "Up",
+                mapping=value_map({0: ("down", "red"), 1: ("up", "green")}),
+                width=12,
+            )
+        )
+        .with_panel(
+            graph(
+                "SLA ledger errors",
+                "Failed ledger reads and writes per replica over 15 minutes "
+                "(TeleportCloudSLALedgerErrors).",
+                "none",
+                target(
+                    f"sum by (instance) (increase(teleport_cloud_sla_ledger_errors_total"
+                    f"{q.scope(key=match('operation', '=~', '.+'))}[15m]))",
+                    "{{instance}}",
+                ),
+                thresholds=steps("green", (1, "red")),
+                width=12,
+            )
+        )
+    )
+    return board
+
+
+def _not_updating(q: Q, config: MixinConfig) -> str:
+    agents = (
+        f"{q.t('teleport_cloud_agent_info', match('updater_status', '=~', 'disabled|pinned'))}"
+        f" or {q.t('teleport_cloud_agent_info', match('upgrader', '=', 'none'))}"
+    )
+    by = ", ".join(AGENT_COLUMNS)
+    target_version = f"{q.t('teleport_cloud_agent_target_version_info')}"
+    return (
+        f"max by ({by}) (({agents}) unless on ({config.by}, version) {target_version})\n"
+        f"or max by ({by}) ({agents}) * 0"
+    )
+
+
+def fleet(config: MixinConfig) -> Any:
+    q = Q(config)
+    board = _variables(
+        _board(
+            FLEET_UID,
+            "Teleport Cloud / Agent fleet",
+            "Agents by version, skew and updater, the Managed Updates v2 rollout and its "
+            "groups, and every agent one or more majors behind.",
+        ),
+        config,
+        q,
+        page=False,
+    )
+    board = _annotations(board, q, page=False)
+    skew_colors = steps("green")
+    return (
+        board.with_row(dash.Row("Fleet"))
+        .with_panel(
+            stat_panel(
+                "Agents",
+                "Customer agents (Teleport-managed instances excluded).",
+                "none",
+                target(q.t("tenant:teleport_cloud_agents:sum"), "{{tenant}}", instant=True),
+                width=6,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Effectively enrolled",
+                "Share of agents with an upgrader whose updater is neither disabled nor pinned.",
+                "percentunit",
+                target(
+                    q.t("tenant:teleport_cloud_agents_enrolled:ratio"), "{{tenant}}", instant=True
+                ),
+                thresholds=steps("orange", (1, "green")),
+                width=6,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Agents off the target version",
+                "Agents whose version differs from the tenant's target agent version.",
+                "none",
+                target(
+                    q.t("tenant:teleport_cloud_agents_outdated:max"), "{{tenant}}", instant=True
+                ),
+                thresholds=steps("green", (1, "orange")),
+                width=6,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Target agent version",
+                "The version agents should run: the rollout's target, else ping's agent version.",
+                "none",
+                target(
+                    f"max by (tenant, version) ({q.t('teleport_cloud_agent_target_version_info')})",
+                    "{{version}}",
+                    instant=True,
+                ),
+                width=6,
+            )
+        )
+        .with_panel(
+            graph(
+                "Agents by skew",
+                "Agents by version skew against the control plane.",
+                "none",
+                target(q.t("tenant_skew:teleport_cloud_agents_by_skew:max"), "{{tenant}} {{skew}}"),
+                thresholds=skew_colors,
+            )
+        )
+        .with_panel(
+            graph(
+                "Agents by version",
+                "Agents per Teleport version.",
+                "none",
+                target(q.t("tenant_version:teleport_cloud_agents:sum"), "{{tenant}} {{version}}"),
+            )
+        )
+        .with_panel(
+            graph(
+                "Agents by updater status",
+                "Agents per updater status: ok, disabled, pinned, unreadable, unspecified.",
+                "none",
+                target(
+                    q.t("tenant_status:teleport_cloud_agents_by_updater_status:sum"),
+                    "{{tenant}} {{status}}",
+                ),
+            )
+        )
+        .with_panel(
+            graph(
+                "Agents by upgrader",
+                "Agents per upgrader kind (none: no automatic updates).",
+                "none",
+                target(q.t("tenant_upgrader:teleport_cloud_agents:sum"), "{{tenant}} {{upgrader}}"),
+            )
+        )
+        .with_row(dash.Row("Managed Updates v2 rollout"))
+        .with_panel(
+            table_panel(
+                "Rollout",
+                "The tenant's autoupdate_agent_rollout: versions, mode, strategy.",
+                "none",
+                f"max by (tenant, start_version, target_version, mode, strategy, schedule) "
+                f"({q.t('teleport_cloud_autoupdate_rollout_info')})",
+                ("tenant", "start_version", "target_version", "mode", "strategy", "schedule"),
+                "Present",
+                height=5,
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Update groups",
+                "Each group's state, agents and agents up to date.",
+                "none",
+                f"max by (tenant, group, state) "
+                f"({q.t('teleport_cloud_autoupdate_group_state')} == 1)",
+                ("tenant", "group", "state"),
+                "Current",
+                width=12,
+            )
+        )
+        .with_panel(
+            graph(
+                "Stuck agents per group",
+                "Agents of each group not on the group's version of the moment.",
+                "none",
+                target(
+                    q.t("tenant_group:teleport_cloud_autoupdate_group_agents_stuck:max"),
+                    "{{tenant}} {{group}}",
+                ),
+                thresholds=steps("green", (1, "red")),
+            )
+        )
+        .with_row(dash.Row("Agents"))
+        .with_panel(
+            table_panel(
+                "Agents one or more majors behind",
+                "Every agent one or more majors behind the control plane (negative: newer).",
+                "none",
+                f"max by (tenant, server_id) "
+                f"({q.t('teleport_cloud_agent_major_versions_behind')}) >= 1",
+                ("tenant", "server_id"),
+                "Majors behind",
+                thresholds=steps("orange", (2, "red")),
+                height=10,
+            )
+        )
     )
 
 
 # --------------------------------------------------------------------------------------------
-# API for tests and end-to-end checks
+# Rendering and the helpers other code uses
 
 
-def dashboards() -> dict[str, Json]:
-    """File name under grafana/dashboards -> dashboard model."""
+def _model(builder: Any) -> Json:
+    """The dashboard as plain JSON, with unique panel ids (the SDK leaves them 0)."""
+    model: Json = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+    for number, panel in enumerate(all_panels(model), start=1):
+        panel["id"] = number
+    return model
+
+
+def dashboards(config: MixinConfig | None = None) -> dict[str, Json]:
+    config = config or parse_config()
     return {
-        "teleport-cloud-tenant.json": tenant_dashboard(),
-        "teleport-cloud-fleet.json": fleet_dashboard(),
+        "teleport-cloud-overview.json": _model(overview(config)),
+        "teleport-cloud-fleet.json": _model(fleet(config)),
     }
+
+
+def render(model: Mapping[str, Any]) -> str:
+    return json.dumps(model, indent=2, sort_keys=True) + "\n"
+
+
+def render_all(config: MixinConfig) -> dict[str, str]:
+    return {name: render(model) for name, model in dashboards(config).items()}
 
 
 def all_panels(dashboard: Mapping[str, Any]) -> list[Json]:
@@ -1552,7 +920,7 @@ def all_panels(dashboard: Mapping[str, Any]) -> list[Json]:
     out: list[Json] = []
     for panel in dashboard.get("panels", []):
         out.append(panel)
-        out.extend(panel.get("panels", []))
+        out.extend(panel.get("panels") or [])
     return out
 
 
@@ -1562,32 +930,31 @@ def panel_queries(dashboard: Mapping[str, Any]) -> list[tuple[str, str]]:
         (panel["title"], target["expr"])
         for panel in all_panels(dashboard)
         if panel.get("type") != "row"
-        for target in panel.get("targets", [])
+        for target in panel.get("targets") or []
     ]
 
 
-BUILTIN_VALUES: Final = {"__rate_interval": "1m", "__interval": "1m", "__range": "1h"}
+BUILTIN_VALUES: Final = {
+    "__rate_interval": "1m",
+    "__interval": "1m",
+    "__range": "1h",
+    "cluster": ".*",
+    "job": ".*",
+}
 _VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 _REGEX_META = re.compile(r"([.+*?()|\[\]{}^$\\])")
-
-
-def _promql_regex_literal(value: str) -> str:
-    """`value` matched literally by =~ inside a double-quoted PromQL string."""
-    escaped = _REGEX_META.sub(r"\\\1", value)  # regex escaping: . -> \.
-    return escaped.replace("\\", "\\\\").replace('"', '\\"')  # string escaping: \. -> \\.
 
 
 def concrete(expr: str, tenant: str, page: str = "", *, literal: bool = True) -> str:
     """`expr` with Grafana's variables replaced, ready for Prometheus' HTTP API.
 
-    $tenant / ${tenant} and $page / ${page} become the given names (regex-escaped unless
-    `literal` is false, in which case they are inserted as regexes such as ".*");
-    $__rate_interval and $__interval become 1m, $__range 1h. An unknown variable raises
-    ValueError.
+    $tenant and $page become the given names (regex-escaped unless `literal` is false);
+    $cluster and $job match anything; $__rate_interval and $__interval become 1m, $__range 1h.
+    An unknown variable raises ValueError.
     """
     values = dict(BUILTIN_VALUES)
     for name, value in (("tenant", tenant), ("page", page)):
-        values[name] = _promql_regex_literal(value) if literal else value
+        values[name] = _REGEX_META.sub(r"\\\\\1", value) if literal else value
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
@@ -1598,22 +965,14 @@ def concrete(expr: str, tenant: str, page: str = "", *, literal: bool = True) ->
     return _VARIABLE.sub(substitute, expr)
 
 
-def render(model: Mapping[str, Any]) -> str:
-    return json.dumps(model, indent=2, ensure_ascii=False) + "\n"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--check", action="store_true", help="exit 1 if the committed JSON is not up to date"
-    )
+    parser.add_argument("--check", action="store_true", help="exit 1 if the JSON is stale")
     args = parser.parse_args(argv)
-    stale: list[str] = []
-    for filename, model in dashboards().items():
+    stale = []
+    for filename, text in render_all(parse_config()).items():
         path = OUT_DIR / filename
-        text = render(model)
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
+        if path.exists() and path.read_text(encoding="utf-8") == text:
             continue
         if args.check:
             stale.append(str(path))
