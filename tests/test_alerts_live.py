@@ -88,6 +88,15 @@ def _probes(tenant: str, instance: str, down: Callable[[int], bool]) -> list[Ser
     ]
 
 
+def _constant(value: float) -> Callable[[int], float]:
+    return lambda i: value
+
+
+def _after_blip(value: float) -> Callable[[int], float]:
+    """The value from the down minute (2 minutes before the end) on, 0 before."""
+    return lambda i: value if i >= LAST - 2 else 0.0
+
+
 def scenario(end: int) -> list[Series]:
     """Every series as a function of the minute index (0 .. LAST; None: no sample)."""
     out: list[Series] = [
@@ -121,7 +130,7 @@ def scenario(end: int) -> list[Series]:
             (
                 "teleport_cloud_sla_burn_rate",
                 _labels("10.0.0.1:10437", tenant="blip", window=window),
-                lambda i, v=value: v if i >= LAST - 2 else 0.0,
+                _after_blip(value),
             )
         )
     # trend: a 30-day month with 20 days left, 58 % of the budget spent, 3d burn rate 2.
@@ -137,7 +146,7 @@ def scenario(end: int) -> list[Series]:
             (
                 f"teleport_cloud_sla_{name}",
                 _labels("10.0.0.1:10437", tenant="trend"),
-                lambda i, v=value: v,
+                _constant(value),
             )
         )
     out.append(

@@ -269,7 +269,8 @@ def test_every_dashboard_panel_returns_data(stack: dict[str, Any]) -> None:
     recorded = {r["record"]: r["expr"] for g in rules["groups"] for r in g["rules"]}
     produced_meanwhile = sorted(f for f in NOT_YET_PRODUCED if _query(base, f"count({f})"))
     assert not produced_meanwhile, f"now produced, drop from NOT_YET_PRODUCED: {produced_meanwhile}"
-    empty, pending = [], []
+    empty: list[str] = []
+    pending: list[str] = []
     for name, dashboard in build.dashboards().items():
         for title, expr in build.panel_queries(dashboard):
             query = build.concrete(expr, "demo", sim.proxy)
