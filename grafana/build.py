@@ -25,11 +25,20 @@ from typing import Any, Final
 
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
-from grafana_foundation_sdk.builders.common import GraphThresholdsStyleConfig, ReduceDataOptions
+from grafana_foundation_sdk.builders.common import (
+    GraphThresholdsStyleConfig,
+    ReduceDataOptions,
+    VizLegendOptions,
+    VizTooltipOptions,
+)
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.common import (
     BigValueGraphMode,
     GraphTresholdsStyleMode,  # sic, the SDK's name
+    LegendDisplayMode,
+    LegendPlacement,
+    SortOrder,
+    TooltipDisplayMode,
 )
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
@@ -170,7 +179,17 @@ def graph(
     width: int = 12,
     height: int = 8,
 ) -> Any:
-    panel = timeseries.Panel().thresholds(thresholds or steps("green"))
+    panel = (
+        timeseries.Panel()
+        .thresholds(thresholds or steps("green"))
+        .legend(
+            VizLegendOptions()
+            .display_mode(LegendDisplayMode.LIST)
+            .placement(LegendPlacement.BOTTOM)
+            .show_legend(True)
+        )
+        .tooltip(VizTooltipOptions().mode(TooltipDisplayMode.MULTI).sort(SortOrder.DESCENDING))
+    )
     if thresholds is not None:
         panel = panel.thresholds_style(_dashed())
     return _finish(panel, title, about, unit, width, height, targets)
@@ -198,6 +217,7 @@ def table_panel(
     order = {name: i for i, name in enumerate([*columns, "Value"])}
     panel = (
         table.Panel()
+        .show_header(True)
         .thresholds(thresholds or steps("green"))
         .with_transformation(
             DataTransformerConfig(
