@@ -241,7 +241,7 @@ def render_rule_file(header: str, groups: tuple[Group, ...], config: MixinConfig
         for rule in group.rules:
             if rule.comment:
                 out.append(_comment(rule.comment, "      "))
-            text = yaml.dump([rule.body(config)], Dumper=_Dumper, sort_keys=False, width=100)
+            text = yaml.dump([rule.body(config)], Dumper=_Dumper, sort_keys=False, width=1_000)
             out.append("".join("      " + line + "\n" for line in text.splitlines()))
         out.append("\n")
     return "".join(out).rstrip("\n") + "\n"
