@@ -204,11 +204,15 @@ def _prometheus(work: Path, name: str, config: dict[str, Any]) -> tuple[Process,
         work / f"{name}.log",
     )
     base = f"http://127.0.0.1:{port}"
-    _wait(
-        f"{name} ready",
-        lambda: httpx.get(f"{base}/-/ready", timeout=5).status_code == 200,
-        [process.log],
-    )
+    try:
+        _wait(
+            f"{name} ready",
+            lambda: httpx.get(f"{base}/-/ready", timeout=5).status_code == 200,
+            [process.log],
+        )
+    except BaseException:
+        process.stop()
+        raise
     return process, base
 
 
@@ -247,30 +251,28 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         ],
         work / "alertmanager.log",
     )
-    _wait(
-        "alertmanager ready",
-        lambda: httpx.get(f"http://127.0.0.1:{am_port}/-/ready", timeout=5).status_code == 200,
-        [alertmanager.log],
-    )
-    second, base = _prometheus(
-        work,
-        "prometheus",
-        {
-            "global": {"evaluation_interval": "1s"},
-            "rule_files": _shortened_rules(work),
-            "alerting": {
-                "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]
-            },
-        },
-    )
+    second: Process | None = None
     try:
-        yield {
-            "webhook": webhook,
-            "prometheus": base,
-            "logs": [second.log, alertmanager.log],
-        }
+        _wait(
+            "alertmanager ready",
+            lambda: httpx.get(f"http://127.0.0.1:{am_port}/-/ready", timeout=5).status_code == 200,
+            [alertmanager.log],
+        )
+        second, base = _prometheus(
+            work,
+            "prometheus",
+            {
+                "global": {"evaluation_interval": "1s"},
+                "rule_files": _shortened_rules(work),
+                "alerting": {
+                    "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]
+                },
+            },
+        )
+        yield {"webhook": webhook, "prometheus": base, "logs": [second.log, alertmanager.log]}
     finally:
-        second.stop()
+        if second is not None:
+            second.stop()
         alertmanager.stop()
         webhook.server.shutdown()
 
