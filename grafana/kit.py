@@ -1,9 +1,9 @@
 """Building blocks for the dashboards, on grafana-foundation-sdk's builders.
 
 `Q` scopes selectors by the dashboards' variables; `stat_panel`, `graph` and `table_panel` make
-a panel with its title, description, unit, size and queries in one call; `frame`, `variables` and
-`add_annotations` give every dashboard the same frame. No datasource UID: everything goes through the
-`${datasource}` variable.
+a panel with its title, description, unit, size and queries in one call; `frame`, `variables`
+and `add_annotations` give every dashboard the same frame. No datasource UID: everything goes
+through the `${datasource}` variable.
 """
 
 from __future__ import annotations
