@@ -20,7 +20,7 @@ from exporter.logs import LEVELS, setup_logging
 
 log = logging.getLogger("exporter")
 
-COMMANDS = ("serve", "check", "simulate", "sla", "docs")
+COMMANDS = ("serve", "check", "simulate", "sla", "docs", "mixin")
 EXIT_OK, EXIT_FINDINGS, EXIT_CONFIG = 0, 1, 2
 
 DESCRIPTION = """\
@@ -143,6 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     docs = commands.add_parser("docs", help="print the metric catalogue as Markdown")
     docs.add_argument("what", choices=("metrics",))
+
+    mixin = commands.add_parser(
+        "mixin",
+        help="render the alert and recording rules (and dashboards) from a mixin configuration",
+        description="Render prometheus/alerts.yml, prometheus/recording.yml and, from a source "
+        "checkout, grafana/dashboards/*.json under DIR, from the defaults overridden by FILE "
+        "(job selector, cluster label, runbook URL, severities, thresholds).",
+    )
+    mixin.add_argument("--config", type=Path, metavar="FILE", help="overrides of the defaults")
+    mixin.add_argument("--out", type=Path, metavar="DIR", default=Path("."), help="(.)")
+    mixin.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if a file under DIR differs"
+    )
     return parser
 
 
@@ -167,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(metrics_markdown())
         return EXIT_OK
+    if args.command == "mixin":
+        from exporter.mixin import main_mixin
+
+        return main_mixin(args.config, args.out, check=args.check)
     if args.command == "simulate":
         setup_logging()
         from exporter.simulator.demo import run_simulator

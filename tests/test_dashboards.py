@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from exporter.metrics import CATALOGUE
+from exporter.mixin import parse_config
 from grafana import build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +24,7 @@ DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 RECORDING_RULES = ROOT / "prometheus" / "recording.yml"
 
 UIDS = {
-    "teleport-cloud-tenant.json": "teleport-cloud-tenant",
+    "teleport-cloud-overview.json": "teleport-cloud-overview",
     "teleport-cloud-fleet.json": "teleport-cloud-fleet",
 }
 
@@ -30,7 +32,11 @@ UIDS = {
 SELECTOR = re.compile(r"(?<![\w:])(teleport_cloud_[a-z0-9_]+)(?![\w:])\s*(\{[^}]*\})?")
 # A name with a colon outside quotes and ranges: a recording rule (level:metric:operations).
 RECORDING_RULE = re.compile(r"(?<![\w:\[])([a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_:]+)")
-SCOPE_FILTER = re.compile(r'(tenant|target)=~"\$tenant"|(page|target)=~"\$page"')
+# The SLA ledger's errors are per replica and carry no tenant: scoped by cluster and job only.
+SCOPE_FILTER = re.compile(
+    r'^\{cluster=~"\$cluster", job=~"\$job", '
+    r'(tenant=~"\$tenant"|page=~"\$page"|target=~"\$tenant\|\$page"|operation=~"\.\+")'
+)
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ()}
 
 
@@ -116,16 +122,23 @@ def test_datasource_variable(dashboard: tuple[str, dict[str, Any]]) -> None:
     assert datasource["query"] == "prometheus"
 
 
-def test_tenant_variable(dashboard: tuple[str, dict[str, Any]]) -> None:
+def test_cluster_job_and_tenant_variables(dashboard: tuple[str, dict[str, Any]]) -> None:
     _, model = dashboard
     variables = {v["name"]: v for v in model["templating"]["list"]}
-    tenant = variables["tenant"]
-    assert tenant["type"] == "query"
-    assert tenant["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
-    query = tenant["query"] if isinstance(tenant["query"], str) else tenant["query"]["query"]
-    match = re.fullmatch(r"label_values\((teleport_cloud_[a-z_]+), *tenant\)", query)
-    assert match, query
-    assert match.group(1) in {f.name for f in CATALOGUE}
+    assert list(variables)[:4] == ["datasource", "cluster", "job", "tenant"]
+    for name, label in (("cluster", "cluster"), ("job", "job"), ("tenant", "tenant")):
+        variable = variables[name]
+        assert variable["type"] == "query"
+        assert variable["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert variable["multi"] and variable["includeAll"] and variable["allValue"] == ".*"
+        match = re.fullmatch(
+            r"label_values\((teleport_cloud_[a-z_]+)\{[^}]*\}, *" + label + r"\)",
+            variable["query"],
+        )
+        assert match, variable["query"]
+        assert match.group(1) in {f.name for f in CATALOGUE}
+    # the job variable offers the jobs the rules select
+    assert 'job=~".*teleport-cloud-exporter.*"' in variables["job"]["query"]
 
 
 def test_no_hard_coded_datasource_uid(dashboard: tuple[str, dict[str, Any]]) -> None:
@@ -159,7 +172,7 @@ def test_every_panel_documented_with_unit(dashboard: tuple[str, dict[str, Any]])
     assert len(titles) == len(set(titles)), "panel titles are not unique"
 
 
-def test_rows_are_collapsible_and_titled(dashboard: tuple[str, dict[str, Any]]) -> None:
+def test_rows_are_titled(dashboard: tuple[str, dict[str, Any]]) -> None:
     _, model = dashboard
     rows = [p for p in model["panels"] if p["type"] == "row"]
     assert len(rows) >= 3
@@ -169,10 +182,17 @@ def test_rows_are_collapsible_and_titled(dashboard: tuple[str, dict[str, Any]]) 
         assert row["collapsed"] == bool(row["panels"])
 
 
+# A selector of a family or of a recorded series (level:teleport_cloud_...:operations).
+ANY_SELECTOR = re.compile(
+    r"(?<![\w:])((?:[a-z_]+:)?teleport_cloud_[a-z0-9_]+(?::[a-z0-9_]+)?)(?![\w:])\s*(\{[^}]*\})?"
+)
+
+
 def test_every_query_filters_on_tenant_or_page(dashboard: tuple[str, dict[str, Any]]) -> None:
+    """Every selector, raw or recorded, is scoped by cluster, job and tenant (or page)."""
     _, model = dashboard
     for expr in all_exprs(model):
-        selectors = SELECTOR.findall(expr)
+        selectors = ANY_SELECTOR.findall(expr)
         assert selectors, expr
         for metric, matchers in selectors:
             assert SCOPE_FILTER.search(matchers), f"{metric} is not filtered in: {expr}"
@@ -270,3 +290,103 @@ def test_queries_parse_as_promql(tmp_path: Path) -> None:
         ["promtool", "check", "rules", str(rules)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# The overview answers the on-call questions first, with the alerts' own thresholds
+
+
+def _overview() -> dict[str, Any]:
+    return committed()["teleport-cloud-overview.json"]
+
+
+def _panel(model: dict[str, Any], title: str) -> dict[str, Any]:
+    return next(p for p in build.all_panels(model) if p.get("title") == title)
+
+
+def _steps(panel: dict[str, Any]) -> list[tuple[float | None, str]]:
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    return [(step["value"], step["color"]) for step in steps]
+
+
+def test_overview_comes_first() -> None:
+    first_row = []
+    for panel in _overview()["panels"][1:]:
+        if panel["type"] == "row":
+            break
+        assert panel["gridPos"]["y"] < 5, panel["title"]  # above the fold
+        first_row.append(panel["title"])
+    assert first_row == [
+        "Next upgrade blocked",
+        "Agents blocking the upgrade",
+        "Agents not updating",
+        "SLA budget left",
+        "Probe failures (5m)",
+        "Status page",
+    ]
+
+
+def test_drill_down_tables() -> None:
+    overview = _overview()
+    tables = {p["title"]: p for p in panels(overview) if p["type"] == "table"}
+    blocking = tables["Agents blocking the next upgrade"]["targets"][0]["expr"]
+    assert "teleport_cloud_agent_major_versions_behind" in blocking and ">= 1" in blocking
+    not_updating = tables["Agents pinned, disabled or without upgrader"]["targets"][0]["expr"]
+    assert 'updater_status=~"disabled|pinned"' in not_updating
+    assert 'upgrader="none"' in not_updating
+    stuck = tables["Stuck update groups"]["targets"][0]["expr"]
+    assert "tenant_group:teleport_cloud_autoupdate_group_agents_stuck:max" in stuck
+
+
+def _alert_expr(name: str, severity: str = "") -> str:
+    alerts = yaml.safe_load((ROOT / "prometheus" / "alerts.yml").read_text(encoding="utf-8"))
+    for group in alerts["groups"]:
+        for rule in group["rules"]:
+            if rule.get("alert") == name and severity in ("", rule["labels"]["severity"]):
+                return str(rule["expr"])
+    raise AssertionError(f"no alert {name} {severity}")
+
+
+def test_thresholds_are_the_alerts() -> None:
+    """Colour changes where the alert fires: both come from the mixin's configuration."""
+    th = parse_config().thresholds
+    overview = _overview()
+    assert _steps(_panel(overview, "SLA budget left")) == [
+        (None, "red"),
+        (th.budget_remaining_ratio, "green"),
+    ]
+    assert f"< {th.budget_remaining_ratio}" in _alert_expr("TeleportCloudSLAErrorBudgetLow")
+    assert _steps(_panel(overview, "Probe failures (5m)"))[1] == (th.probe_failure_ratio, "red")
+    assert f"> {th.probe_failure_ratio}" in _alert_expr("TeleportCloudProbeFailing")
+    assert _steps(_panel(overview, "TLS certificate expires in")) == [
+        (None, "red"),
+        (th.tls_critical_days * 86400, "orange"),
+        (th.tls_warning_days * 86400, "green"),
+    ]
+    assert f"< {th.tls_warning_days} * 86400" in _alert_expr(
+        "TeleportCloudTLSCertificateExpiring", "warning"
+    )
+    assert f"< {th.tls_critical_days} * 86400" in _alert_expr(
+        "TeleportCloudTLSCertificateExpiring", "critical"
+    )
+    assert _steps(_panel(overview, "Machine ID identity expires in"))[1] == (
+        th.identity_expiry_seconds,
+        "green",
+    )
+    assert f"< {th.identity_expiry_seconds}" in _alert_expr("TeleportCloudIdentityExpiring")
+    assert _steps(_panel(overview, "Observed coverage"))[1] == (th.coverage_ratio, "green")
+    assert f"< {th.coverage_ratio}" in _alert_expr("TeleportCloudSLACoverageLow")
+    assert _steps(_panel(overview, "Probe latency"))[1] == (th.probe_latency_p95_seconds, "red")
+    assert f"> {th.probe_latency_p95_seconds}" in _alert_expr("TeleportCloudProbeLatencyHigh")
+
+
+def test_dashboards_read_the_recording_rules() -> None:
+    used = {
+        name
+        for model in committed().values()
+        for expr in all_exprs(model)
+        for name in RECORDING_RULE.findall(expr)
+    }
+    recorded = set(re.findall(r"record: (\S+)", RECORDING_RULES.read_text(encoding="utf-8")))
+    assert used <= recorded
+    # every per-tenant aggregate an on-call person looks at comes from a rule
+    assert len(used) >= 15, sorted(used)

@@ -242,3 +242,44 @@ def test_unit_tests_load_the_rule_files() -> None:
         assert files, f"{path.name}: no rule_files"
         for name in files:
             assert (path.parent / str(name)).resolve().is_file(), f"{path.name}: {name} missing"
+
+
+def test_unit_tests_evaluate_recording_rules_first() -> None:
+    """Without group_eval_order promtool orders groups at random and `for:` edges move."""
+    recording_groups = [str(g["name"]) for g in load_yaml(RECORDING)["groups"]]
+    for path in RULE_TESTS:
+        order = load_yaml(path).get("group_eval_order") or []
+        assert order[: len(recording_groups)] == recording_groups, path.name
+
+
+# Restarts and replicas
+
+
+def _seconds(duration: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([smhd])", duration))
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: f"{rule.name}")
+def test_no_long_for_on_a_restartable_series(rule: Rule) -> None:
+    """A restart (new pod, new series, a gap until the first refresh) resets `for:`; an hour or
+    more is measured with a subquery instead."""
+    assert _seconds(str(rule.body.get("for", "0s"))) < 3600, rule.body.get("for")
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: f"{rule.name}")
+def test_alerts_fold_replicas(rule: Rule) -> None:
+    """Alerts read recorded per-tenant series or aggregate `by (...)` without instance/pod, so
+    one alert fires per tenant whatever the number of replicas. The ledger alert is per replica
+    (each replica has its own ledger) and ExporterDown is about targets."""
+    if rule.name in ("TeleportCloudSLALedgerErrors", "TeleportCloudExporterDown"):
+        return
+    raw = [
+        token
+        for token in IDENTIFIER.findall(rule.expr)
+        if token.startswith("teleport_cloud_") and ":" not in token
+    ]
+    if raw:
+        assert re.search(r"\b(max|min|sum|count) by \(", rule.expr), rule.expr
+    for by in re.findall(r"by \(([^)]*)\)", rule.expr):
+        assert not {"instance", "pod"} & {label.strip() for label in by.split(",")}, rule.expr
