@@ -287,24 +287,22 @@ def test_disruption_budget_and_anti_affinity_keep_one_replica_probing(target: st
 
 
 def test_rules_take_the_best_replica_of_the_probe() -> None:
-    """Two replicas probe each tenant: the SLA burn rates must count a failure only when every
-    replica saw it, as `sla report` merges the ledgers."""
+    """Two replicas probe each tenant: the rendered rules must count a failure only when every
+    replica saw it (the best replica wins), as `sla report` merges the ledgers."""
     docs = _render("base")
     rules = [r for g in _one(docs, "PrometheusRule")["spec"]["groups"] for r in g.get("rules", [])]
-    ratios = [r for r in rules if "record" in r and "probe_error" in r["record"]]
-    assert ratios, "no probe error-ratio recording rules"
-    best = {
-        r["record"]
-        for r in rules
-        if "record" in r
-        and re.fullmatch(
-            r"max by \(tenant\) \(teleport_cloud_probe_success\)", str(r["expr"]).strip()
-        )
+    records = {r["record"]: str(r["expr"]).strip() for r in rules if "record" in r}
+    ratios = {
+        k: v
+        for k, v in records.items()
+        if k.startswith("tenant:teleport_cloud_probe_failures:ratio")
     }
-    assert best, "no max by (tenant) over probe_success"
-    for rule in ratios:
-        assert "teleport_cloud_probe_success{" not in str(rule["expr"])
-        assert any(name in str(rule["expr"]) for name in best), rule
+    assert ratios, "no probe failure-ratio recording rules"
+    for name, expr in ratios.items():
+        # the least-failing replica per tenant, from each replica's own counters
+        assert re.match(r"min by \(cluster, job, tenant\) \(instance_tenant:", expr), name
+    downtime = records["tenant:teleport_cloud_sla_downtime_seconds:min"]
+    assert downtime.startswith("min by (cluster, job, tenant) (teleport_cloud_sla_downtime_seconds")
 
 
 @pytest.mark.parametrize("target", TARGETS)
