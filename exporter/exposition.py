@@ -125,8 +125,14 @@ def render_lines(family: Metric, exclude: frozenset[int] = frozenset()) -> tuple
     return "".join(lines).encode(), seen
 
 
-def render_family(family: Metric, exclude: frozenset[int] = frozenset()) -> Rendered:
+def render_family(
+    family: Metric, exclude: frozenset[int] = frozenset(), previous: Rendered | None = None
+) -> Rendered:
+    """Render and deflate; an unchanged rendering reuses `previous` (no compression, no CRC):
+    sources republish all their families, most of them unchanged."""
     raw, seen = render_lines(family, exclude)
+    if previous is not None and previous.part.raw == raw and previous.help == family.documentation:
+        return previous
     return Rendered(
         family.name, family.type, family.documentation, deflate_part(raw), frozenset(seen)
     )
@@ -248,7 +254,10 @@ class Exposition:
                 by_name[family.name] = _merged(merged, family)
             else:
                 by_name[family.name] = family
-        rendered = {name: render_family(f) for name, f in by_name.items()}
+        rendered = {
+            name: render_family(family, previous=self._current(key, name))
+            for name, family in by_name.items()
+        }
         with self._lock:
             for name, item in rendered.items():
                 taken = self._taken_elsewhere(key, name, item.series)
@@ -267,6 +276,11 @@ class Exposition:
             self._snapshot = self._build(self._snapshot.generation + 1)
         if freed >= _RELEASE_AFTER:
             memtrim.release()
+
+    def _current(self, key: Hashable, name: str) -> Rendered | None:
+        """The part `key` holds for `name` now (read without the lock: only ever compared)."""
+        group = self._groups.get(name)
+        return group.parts.get(key) if group is not None else None
 
     def _taken_elsewhere(self, key: Hashable, name: str, series: frozenset[int]) -> frozenset[int]:
         group = self._groups.get(name)

@@ -93,19 +93,26 @@ def test_openmetrics_body_parses_and_names_counters_without_total() -> None:
     assert "# TYPE teleport_cloud_source_errors_total counter" in text
 
 
-def test_a_publish_compresses_only_what_it_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def compressed(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every piece the exposition deflates from now on."""
+    seen: list[bytes] = []
+    real = gzipparts.deflate_part
+
+    def spy(raw: bytes, level: int = 5) -> gzipparts.Part:
+        seen.append(raw)
+        return real(raw, level)
+
+    monkeypatch.setattr(exposition_module, "deflate_part", spy)
+    return seen
+
+
+def test_a_publish_compresses_only_what_it_changed(compressed: list[bytes]) -> None:
     exposition = Exposition()
     for tenant in ("a", "b", "c"):
         exposition.update(("probe", tenant), [m.PROBE_SUCCESS.single([tenant], 1)])
     before = exposition.snapshot()
-    compressed: list[bytes] = []
-    real = gzipparts.deflate_part
-
-    def spy(raw: bytes, level: int = 5) -> gzipparts.Part:
-        compressed.append(raw)
-        return real(raw, level)
-
-    monkeypatch.setattr(exposition_module, "deflate_part", spy)
+    compressed.clear()
     exposition.update(("probe", "b"), [m.PROBE_SUCCESS.single(["b"], 0)])
     assert compressed == [b'teleport_cloud_probe_success{tenant="b"} 0.0\n']
     after = exposition.snapshot()
@@ -114,6 +121,16 @@ def test_a_publish_compresses_only_what_it_changed(monkeypatch: pytest.MonkeyPat
     assert len(shared) >= 3  # a's and c's parts and the family header
     assert gzip.decompress(after.text_gzip.join()) == after.text.join()
     assert after.generation == before.generation + 1
+
+
+def test_an_unchanged_family_is_not_compressed_again(compressed: list[bytes]) -> None:
+    exposition = Exposition()
+    families = [m.PROBE_SUCCESS.single(["a"], 1), m.PROBE_DURATION.single(["a"], 0.5)]
+    exposition.update("a", families)
+    compressed.clear()
+    exposition.update("a", [m.PROBE_SUCCESS.single(["a"], 1), m.PROBE_DURATION.single(["a"], 0.7)])
+    assert compressed == [b'teleport_cloud_probe_duration_seconds{tenant="a"} 0.7\n']
+    assert gzip.decompress(exposition.body(gzipped=True)) == exposition.body()
 
 
 def test_text_and_openmetrics_share_sample_parts() -> None:
