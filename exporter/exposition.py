@@ -29,6 +29,7 @@ from exporter.gzipparts import (
     GZIP_HEADER,
     Part,
     Run,
+    append,
     combine,
     deflate_part,
     trailer,
@@ -40,6 +41,7 @@ MAX_LABEL_VALUE = 128
 """Longest label value exported; longer ones keep a prefix and a hash of the whole."""
 _HASH_CHARS = 8
 _EOF = deflate_part(b"# EOF\n")
+_EOF_RUN = combine((_EOF,))
 _RELEASE_AFTER = 16 << 20
 """Bytes of replaced parts after which freed memory is handed back to the system."""
 
@@ -197,34 +199,39 @@ class Snapshot:
 
 
 class _Group:
-    """One family name: its headers and its parts, in the order their keys first published."""
+    """One family name: its headers and its parts, in the order their keys first published,
+    with what the snapshot needs of them combined once per change of the group."""
 
-    __slots__ = ("headers", "kind", "name", "om_run", "parts", "samples_run", "text_run")
+    __slots__ = ("deflated", "headers", "kind", "name", "om_run", "parts", "raw", "text_run")
 
     def __init__(self, first: Rendered) -> None:
         self.name = first.name
         self.kind = first.kind
         self.headers = _headers(first)
         self.parts: dict[Hashable, Rendered] = {}
-        self.samples_run: Run = EMPTY_RUN
+        self.raw: list[bytes] = []
+        self.deflated: list[bytes] = []
         self.text_run: Run = EMPTY_RUN
         self.om_run: Run = EMPTY_RUN
 
     def recombine(self) -> None:
-        self.samples_run = combine(r.part for r in self.parts.values())
-        self.text_run = combine((self.headers[0], self.samples_run))
-        self.om_run = combine((self.headers[1], self.samples_run))
+        parts = [r.part for r in self.parts.values() if r.part.size]
+        self.raw = [p.raw for p in parts]
+        self.deflated = [p.deflated for p in parts]
+        samples = combine(parts)
+        self.text_run = append(self.headers[0], samples)
+        self.om_run = append(self.headers[1], samples)
 
 
 def _gzip_body(runs: list[Run], deflated: list[bytes], tail: bytes = b"") -> Body:
-    whole = combine(runs)
+    whole = combine(runs, shifted=False)
     chunks = (GZIP_HEADER, *deflated, tail, trailer(whole.crc, whole.size))
-    return Body(tuple(c for c in chunks if c), sum(len(c) for c in chunks))
+    return Body(chunks, sum(map(len, chunks)))
 
 
 def _identity_body(raw: list[bytes]) -> Body:
-    chunks = tuple(c for c in raw if c)
-    return Body(chunks, sum(len(c) for c in chunks))
+    chunks = tuple(raw)
+    return Body(chunks, sum(map(len, chunks)))
 
 
 class Exposition:
@@ -324,24 +331,19 @@ class Exposition:
         om_raw: list[bytes] = []
         text_z: list[bytes] = []
         om_z: list[bytes] = []
-        text_runs: list[Run] = []
-        om_runs: list[Run] = []
         for group in self._groups.values():
             text_head, om_head = group.headers
-            raws = [r.part.raw for r in group.parts.values()]
-            zs = [r.part.deflated for r in group.parts.values()]
             text_raw.append(text_head.raw)
-            text_raw.extend(raws)
+            text_raw += group.raw
             om_raw.append(om_head.raw)
-            om_raw.extend(raws)
+            om_raw += group.raw
             text_z.append(text_head.deflated)
-            text_z.extend(zs)
+            text_z += group.deflated
             om_z.append(om_head.deflated)
-            om_z.extend(zs)
-            text_runs.append(group.text_run)
-            om_runs.append(group.om_run)
+            om_z += group.deflated
         om_raw.append(_EOF.raw)
-        om_runs.append(combine((_EOF,)))
+        text_runs = [g.text_run for g in self._groups.values()]
+        om_runs = [*(g.om_run for g in self._groups.values()), _EOF_RUN]
         return Snapshot(
             text=_identity_body(text_raw),
             text_gzip=_gzip_body(text_runs, text_z),

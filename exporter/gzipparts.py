@@ -60,9 +60,27 @@ def crc32_shift(length: int) -> int:
     return p
 
 
+_ZEROS = memoryview(bytes(1 << 14))
+SMALL = len(_ZEROS)
+"""Up to this length, zlib's C loop over zero bytes moves a CRC faster than one multiplication."""
+
+
+def _advance(crc: int, length: int, shift: int) -> int:
+    """crc * x^(8 * length) mod p: `crc` moved past `length` more bytes. Short lengths run
+    zlib's CRC over zeros (its register then holds crc, its result is conditioned again);
+    long ones use the length's precomputed `shift`."""
+    if length <= SMALL:
+        return zlib.crc32(_ZEROS[:length], crc ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return _multmodp(shift, crc)
+
+
+def _shift_if_long(length: int) -> int:
+    return crc32_shift(length) if length > SMALL else 0
+
+
 def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
     """CRC-32 of A + B from crc32(A), crc32(B) and len(B)."""
-    return _multmodp(crc32_shift(length2), crc1) ^ crc2
+    return _advance(crc1, length2, _shift_if_long(length2)) ^ crc2
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +91,7 @@ class Part:
     deflated: bytes
     crc: int
     shift: int
+    """crc32_shift(size) for parts longer than SMALL (0 otherwise: not needed)."""
 
     @property
     def size(self) -> int:
@@ -81,10 +100,10 @@ class Part:
 
 def deflate_part(raw: bytes, level: int = LEVEL) -> Part:
     if not raw:
-        return Part(b"", b"", 0, 1 << 31)
+        return Part(b"", b"", 0, 0)
     compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
     deflated = compressor.compress(raw) + compressor.flush(zlib.Z_FULL_FLUSH)
-    return Part(raw, deflated, zlib.crc32(raw), crc32_shift(len(raw)))
+    return Part(raw, deflated, zlib.crc32(raw), _shift_if_long(len(raw)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,17 +115,36 @@ class Run:
     shift: int
 
 
-EMPTY_RUN = Run(0, 0, 1 << 31)
+EMPTY_RUN = Run(0, 0, 0)
 
 
-def combine(items: Iterable[Part | Run]) -> Run:
+def combine(items: Iterable[Part | Run], shifted: bool = True) -> Run:
+    """The run of `items` in order; `shifted=False` for a body's final CRC, never combined
+    further (a long run's shift costs a dozen multiplications)."""
     crc = 0
     size = 0
     for item in items:
         if item.size:
-            crc = _multmodp(item.shift, crc) ^ item.crc
+            crc = _advance(crc, item.size, item.shift) ^ item.crc
             size += item.size
-    return Run(crc, size, crc32_shift(size)) if size else EMPTY_RUN
+    if not size:
+        return EMPTY_RUN
+    return Run(crc, size, _shift_if_long(size) if shifted else 0)
+
+
+def append(first: Part | Run, second: Part | Run) -> Run:
+    """`first` then `second`; a long result's shift is the product of the two shifts."""
+    if not first.size:
+        return Run(second.crc, second.size, second.shift)
+    if not second.size:
+        return Run(first.crc, first.size, first.shift)
+    size = first.size + second.size
+    crc = _advance(first.crc, second.size, second.shift) ^ second.crc
+    if size <= SMALL:
+        return Run(crc, size, 0)
+    first_shift = first.shift or crc32_shift(first.size)
+    second_shift = second.shift or crc32_shift(second.size)
+    return Run(crc, size, _multmodp(first_shift, second_shift))
 
 
 def trailer(crc: int, size: int) -> bytes:

@@ -318,6 +318,27 @@ def test_crc32_combine_matches_zlib(first: bytes, second: bytes) -> None:
     assert combined == zlib.crc32(first + second)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.binary(min_size=1, max_size=64), st.integers(0, 1200)), max_size=6))
+def test_runs_of_long_and_short_parts_have_the_crc_of_the_whole(
+    pieces: list[tuple[bytes, int]],
+) -> None:
+    """Parts on both sides of the short/long threshold, combined in one go and pairwise."""
+    raws = [pattern * repeat for pattern, repeat in pieces]
+    parts = [gzipparts.deflate_part(raw) for raw in raws]
+    whole = b"".join(raws)
+    assert gzipparts.combine(parts).crc == zlib.crc32(whole)
+    assert gzipparts.combine(parts, shifted=False).crc == zlib.crc32(whole)
+    run: gzipparts.Part | gzipparts.Run = gzipparts.EMPTY_RUN
+    for part in parts:
+        run = gzipparts.append(run, part)
+    assert (run.crc, run.size) == (zlib.crc32(whole), len(whole))
+    if run.size > gzipparts.SMALL:
+        assert run.shift == gzipparts.crc32_shift(run.size)
+    body = gzipparts.GZIP_HEADER + b"".join(p.deflated for p in parts)
+    assert decoded_as_one_member(body + gzipparts.trailer(run.crc, run.size)) == whole
+
+
 def test_an_empty_exposition_is_a_valid_empty_gzip_body() -> None:
     exposition = Exposition()
     assert exposition.body() == b""
