@@ -22,6 +22,7 @@ from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
 
 from exporter import memtrim
 from exporter.gzipparts import (
@@ -42,6 +43,7 @@ MAX_LABEL_VALUE = 128
 _HASH_CHARS = 8
 _EOF = deflate_part(b"# EOF\n")
 _EOF_RUN = combine((_EOF,))
+_KEEP_SAMPLES = 4096
 _RELEASE_AFTER = 16 << 20
 """Bytes of replaced parts after which freed memory is handed back to the system."""
 
@@ -90,6 +92,10 @@ class Rendered:
     help: str
     part: Part
     series: frozenset[int]
+    samples: list[Sample] | None = None
+    """The samples it was rendered from, kept for small families only: a republished family
+    that compares equal is not rendered again (health and SLA families are republished whole
+    when one of their series changes)."""
 
 
 def render_lines(family: Metric, exclude: frozenset[int] = frozenset()) -> tuple[bytes, set[int]]:
@@ -130,14 +136,18 @@ def render_lines(family: Metric, exclude: frozenset[int] = frozenset()) -> tuple
 def render_family(
     family: Metric, exclude: frozenset[int] = frozenset(), previous: Rendered | None = None
 ) -> Rendered:
-    """Render and deflate; an unchanged rendering reuses `previous` (no compression, no CRC):
+    """Render and deflate; an unchanged family reuses `previous` (no compression, no CRC):
     sources republish all their families, most of them unchanged."""
-    raw, seen = render_lines(family, exclude)
-    if previous is not None and previous.part.raw == raw and previous.help == family.documentation:
+    same_help = previous is not None and previous.help == family.documentation
+    if same_help and not exclude and previous and previous.samples == family.samples:
         return previous
-    return Rendered(
-        family.name, family.type, family.documentation, deflate_part(raw), frozenset(seen)
-    )
+    raw, seen = render_lines(family, exclude)
+    kept = family.samples if len(family.samples) <= _KEEP_SAMPLES and not exclude else None
+    if same_help and previous and previous.part.raw == raw:
+        part = previous.part
+    else:
+        part = deflate_part(raw)
+    return Rendered(family.name, family.type, family.documentation, part, frozenset(seen), kept)
 
 
 def _headers(rendered: Rendered) -> tuple[Part, Part]:
