@@ -18,7 +18,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import exposition as exposition_module
-from exporter import gzipparts
+from exporter import gzipparts, memtrim
 from exporter import metrics as m
 from exporter.exposition import (
     MAX_LABEL_VALUE,
@@ -344,3 +344,28 @@ def test_an_empty_exposition_is_a_valid_empty_gzip_body() -> None:
     assert exposition.body() == b""
     assert decoded_as_one_member(exposition.body(gzipped=True)) == b""
     assert decoded_as_one_member(exposition.body(openmetrics=True, gzipped=True)) == b"# EOF\n"
+
+
+def test_memory_is_handed_back_after_a_large_part_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    releases: list[int] = []
+    monkeypatch.setattr(exposition_module, "_RELEASE_AFTER", 2_000)
+
+    def release() -> bool:
+        releases.append(1)
+        return True
+
+    monkeypatch.setattr(memtrim, "release", release)
+    big = GaugeMetricFamily("test_big", "Many series.", labels=["id"])
+    for i in range(100):
+        big.add_metric([f"agent-{i:04d}"], i)
+    exposition = Exposition()
+    exposition.update("fleet", [big])
+    exposition.update("probe", [m.PROBE_SUCCESS.single(["a"], 1)])
+    exposition.update("probe", [m.PROBE_SUCCESS.single(["a"], 0)])
+    assert releases == []  # nothing large was dropped yet
+    exposition.update("fleet", [m.PROBE_DURATION.single(["a"], 1)])
+    assert releases == [1]
+    exposition.remove("probe")
+    assert releases == [1]
