@@ -51,9 +51,8 @@ def served() -> Iterator[tuple[Exposition, Recording, str]]:
     exposition = _exposition()
     recording = Recording(App(exposition, lambda: True))
     sock = bind("127.0.0.1:0")
-    server = build_server(App(exposition, lambda: True), None)
-    server.config.app = recording
-    server.config.loaded_app = recording
+    server = build_server(recording.app, None)
+    server.config.loaded_app = recording  # uvicorn calls the recording wrapper first
     assert isinstance(server, _Server)
     thread = threading.Thread(target=lambda: anyio.run(server.serve, [sock]), daemon=True)
     thread.start()
