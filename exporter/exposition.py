@@ -1,25 +1,51 @@
-"""Pre-rendered exposition: families are rendered once per refresh, scrapes copy bytes.
+"""Pre-rendered exposition: each publish renders and compresses only what it changed.
 
 Each source refresh hands `Exposition.update()` the families it owns under a key (for example
-`("fleet", "prod")`). The sample lines of each family are rendered once, shared by the classic
-text format and OpenMetrics (their sample syntax is the same for the types used here); only the
-HELP/TYPE headers differ. Families with the same name from several keys (one per tenant) are
-merged under one header when the body is assembled, so the output stays valid for any number of
-tenants. Gzip is done at most once per body change, on the first scrape that asks for it.
+`("fleet", "prod")`). Every (key, family) pair becomes one part: its sample lines, rendered once
+and deflated once (exporter.gzipparts), shared by the classic text format and OpenMetrics (their
+sample syntax is the same for the types used here). Only the HELP/TYPE headers differ between the
+formats; they are parts of their own. Parts of the same family from several keys (one per tenant)
+sit together under one header, so the body stays valid for any number of tenants.
+
+After each change an immutable `Snapshot` is swapped in: per format and encoding, the list of
+parts' bytes to write and, for gzip, the header and trailer (the CRC-32 combined from the parts'
+CRCs). A scrape picks the snapshot without a lock and writes those bytes; it never renders, joins
+or compresses.
 """
 
 from __future__ import annotations
 
-import gzip
+import hashlib
 import math
 import threading
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
+
+from exporter import memtrim
+from exporter.gzipparts import (
+    EMPTY_RUN,
+    GZIP_HEADER,
+    Part,
+    Run,
+    append,
+    combine,
+    deflate_part,
+    trailer,
+)
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+MAX_LABEL_VALUE = 128
+"""Longest label value exported; longer ones keep a prefix and a hash of the whole."""
+_HASH_CHARS = 8
+_EOF = deflate_part(b"# EOF\n")
+_EOF_RUN = combine((_EOF,))
+_KEEP_SAMPLES = 4096
+_RELEASE_AFTER = 16 << 20
+"""Bytes of replaced parts after which freed memory is handed back to the system."""
 
 
 def format_value(value: float) -> str:
@@ -36,7 +62,17 @@ def format_value(value: float) -> str:
     return repr(float(value))
 
 
+def cap_label_value(value: str) -> str:
+    """At most MAX_LABEL_VALUE characters; distinct long values stay distinct by their hash."""
+    if len(value) <= MAX_LABEL_VALUE:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
+    return f"{value[: MAX_LABEL_VALUE - _HASH_CHARS - 1]}~{digest}"
+
+
 def escape_label_value(value: str) -> str:
+    if len(value) > MAX_LABEL_VALUE:
+        value = cap_label_value(value)
     if "\\" in value or '"' in value or "\n" in value:
         return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return value
@@ -46,22 +82,33 @@ def _escape_help(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
-@dataclass(frozen=True)
-class RenderedFamily:
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One family's samples from one key: the part, and the hashes of its series identities
+    (name and labels) so that no series appears twice in the body."""
+
     name: str
     kind: str
     help: str
-    body: bytes
+    part: Part
+    series: frozenset[int]
+    samples: list[Sample] | None = None
+    """The samples it was rendered from, kept for small families only: a republished family
+    that compares equal is not rendered again (health and SLA families are republished whole
+    when one of their series changes)."""
 
 
-def render_family(family: Metric) -> RenderedFamily:
+def render_lines(family: Metric, exclude: frozenset[int] = frozenset()) -> tuple[bytes, set[int]]:
     """Sample lines of one family; `_created` samples are left out (they carry no information
-    for cached gauges and double the size of counters)."""
+    for cached gauges and double the size of counters). A series seen before in this family (or
+    listed in `exclude`) is dropped: capping label values may make two series equal."""
     lines: list[str] = []
     append = lines.append
+    seen: set[int] = set()
     label_cache: dict[tuple[tuple[str, str], ...], str] = {}
     for sample in family.samples:
-        if sample.name.endswith("_created"):
+        name = sample.name
+        if name.endswith("_created"):
             continue
         labels = sample.labels
         if labels:
@@ -75,81 +122,255 @@ def render_family(family: Metric) -> RenderedFamily:
                 )
                 if len(label_cache) < 64:  # repeated label sets are only common in small families
                     label_cache[key] = rendered
-            append(f"{sample.name}{rendered} {format_value(sample.value)}\n")
+            series = name + rendered
         else:
-            append(f"{sample.name} {format_value(sample.value)}\n")
-    return RenderedFamily(family.name, family.type, family.documentation, "".join(lines).encode())
+            series = name
+        identity = hash(series)
+        if identity in seen or identity in exclude:
+            continue
+        seen.add(identity)
+        append(f"{series} {format_value(sample.value)}\n")
+    return "".join(lines).encode(), seen
 
 
-def _text_header(rendered: RenderedFamily) -> bytes:
-    name = rendered.name + "_total" if rendered.kind == "counter" else rendered.name
-    kind = rendered.kind if rendered.kind in ("counter", "gauge", "histogram") else "untyped"
-    return f"# HELP {name} {_escape_help(rendered.help)}\n# TYPE {name} {kind}\n".encode()
+def render_family(
+    family: Metric, exclude: frozenset[int] = frozenset(), previous: Rendered | None = None
+) -> Rendered:
+    """Render and deflate; an unchanged family reuses `previous` (no compression, no CRC):
+    sources republish all their families, most of them unchanged."""
+    same_help = previous is not None and previous.help == family.documentation
+    if same_help and not exclude and previous and previous.samples == family.samples:
+        return previous
+    raw, seen = render_lines(family, exclude)
+    kept = family.samples if len(family.samples) <= _KEEP_SAMPLES and not exclude else None
+    if same_help and previous and previous.part.raw == raw:
+        part = previous.part
+    else:
+        part = deflate_part(raw)
+    return Rendered(family.name, family.type, family.documentation, part, frozenset(seen), kept)
 
 
-def _openmetrics_header(rendered: RenderedFamily) -> bytes:
-    kind = rendered.kind if rendered.kind in ("counter", "gauge", "histogram") else "unknown"
-    name = rendered.name
-    return f"# HELP {name} {_escape_help(rendered.help)}\n# TYPE {name} {kind}\n".encode()
+def _headers(rendered: Rendered) -> tuple[Part, Part]:
+    """The family's HELP/TYPE lines in the text format and in OpenMetrics (where a counter's
+    family name has no `_total` and the unknown type is spelled `unknown`)."""
+    help_text = _escape_help(rendered.help)
+    typed = rendered.kind in ("counter", "gauge", "histogram")
+    text_name = rendered.name + "_total" if rendered.kind == "counter" else rendered.name
+    text_kind = rendered.kind if typed else "untyped"
+    om_kind = rendered.kind if typed else "unknown"
+    text = f"# HELP {text_name} {help_text}\n# TYPE {text_name} {text_kind}\n"
+    om = f"# HELP {rendered.name} {help_text}\n# TYPE {rendered.name} {om_kind}\n"
+    return deflate_part(text.encode()), deflate_part(om.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """What a scrape writes, in order: `chunks` (already in the wanted format and encoding)."""
+
+    chunks: tuple[bytes, ...]
+    length: int
+
+    def join(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def batches(self, size: int = 1 << 18) -> Iterator[bytes]:
+        """The chunks as writes of about `size` bytes: small parts are joined (a copy of at
+        most `size` bytes), large ones go out as they are."""
+        pending: list[bytes] = []
+        pending_size = 0
+        for chunk in self.chunks:
+            if len(chunk) >= size:
+                if pending:
+                    yield b"".join(pending)
+                    pending, pending_size = [], 0
+                yield chunk
+                continue
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= size:
+                yield b"".join(pending)
+                pending, pending_size = [], 0
+        if pending:
+            yield b"".join(pending)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    text: Body
+    text_gzip: Body
+    openmetrics: Body
+    openmetrics_gzip: Body
+    generation: int
+
+    def body(self, openmetrics: bool, gzipped: bool) -> Body:
+        if openmetrics:
+            return self.openmetrics_gzip if gzipped else self.openmetrics
+        return self.text_gzip if gzipped else self.text
+
+
+class _Group:
+    """One family name: its headers and its parts, in the order their keys first published,
+    with what the snapshot needs of them combined once per change of the group."""
+
+    __slots__ = ("deflated", "headers", "kind", "name", "om_run", "parts", "raw", "text_run")
+
+    def __init__(self, first: Rendered) -> None:
+        self.name = first.name
+        self.kind = first.kind
+        self.headers = _headers(first)
+        self.parts: dict[Hashable, Rendered] = {}
+        self.raw: list[bytes] = []
+        self.deflated: list[bytes] = []
+        self.text_run: Run = EMPTY_RUN
+        self.om_run: Run = EMPTY_RUN
+
+    def recombine(self) -> None:
+        parts = [r.part for r in self.parts.values() if r.part.size]
+        self.raw = [p.raw for p in parts]
+        self.deflated = [p.deflated for p in parts]
+        samples = combine(parts)
+        self.text_run = append(self.headers[0], samples)
+        self.om_run = append(self.headers[1], samples)
+
+
+def _gzip_body(runs: list[Run], deflated: list[bytes], tail: bytes = b"") -> Body:
+    whole = combine(runs, shifted=False)
+    chunks = (GZIP_HEADER, *deflated, tail, trailer(whole.crc, whole.size))
+    return Body(chunks, sum(map(len, chunks)))
+
+
+def _identity_body(raw: list[bytes]) -> Body:
+    chunks = tuple(raw)
+    return Body(chunks, sum(map(len, chunks)))
 
 
 class Exposition:
-    """The current /metrics body, in both formats, assembled from keyed family sets.
+    """The current /metrics body, in both formats and both encodings, from keyed family sets.
 
-    `update()` runs on the event loop after a refresh (or in a worker thread for large fleets);
-    `body()` is what a scrape calls. A lock keeps the two consistent across threads.
+    `update()` renders and compresses in the caller's thread (sources with large family sets
+    call it from a worker thread), then swaps parts and a new snapshot in under a short lock that
+    only publishers take. `snapshot()` is what a scrape reads: an immutable object, no lock.
     """
 
     def __init__(self) -> None:
-        self._parts: dict[Hashable, list[RenderedFamily]] = {}
-        self._order: list[Hashable] = []
+        self._keys: dict[Hashable, list[str]] = {}
+        self._groups: dict[str, _Group] = {}
         self._lock = threading.Lock()
-        self._bodies: dict[tuple[bool, bool], bytes] = {}
-        self.generation = 0
+        self._snapshot = self._build(0)
+
+    @property
+    def generation(self) -> int:
+        return self._snapshot.generation
 
     def update(self, key: Hashable, families: Iterable[Metric]) -> None:
-        """Replace the families owned by `key` (render outside the lock, swap inside it)."""
-        rendered = [render_family(f) for f in families]
+        """Replace the families owned by `key`: render outside the lock, swap inside it."""
+        by_name: dict[str, Metric] = {}
+        for family in families:
+            if family.name in by_name:  # one family listed twice under a key: merge its samples
+                merged = by_name[family.name]
+                by_name[family.name] = _merged(merged, family)
+            else:
+                by_name[family.name] = family
+        rendered = {
+            name: render_family(family, previous=self._current(key, name))
+            for name, family in by_name.items()
+        }
         with self._lock:
-            if key not in self._parts:
-                self._order.append(key)
-            self._parts[key] = rendered
-            self._assemble()
+            for name, item in rendered.items():
+                taken = self._taken_elsewhere(key, name, item.series)
+                if taken:  # rare: another key already exports some of these series
+                    rendered[name] = render_family(by_name[name], taken)
+            freed = self._replace(key, rendered)
+            self._snapshot = self._build(self._snapshot.generation + 1)
+        if freed >= _RELEASE_AFTER:
+            memtrim.release()
 
     def remove(self, key: Hashable) -> None:
         with self._lock:
-            if key in self._parts:
-                del self._parts[key]
-                self._order.remove(key)
-                self._assemble()
+            if key not in self._keys:
+                return
+            freed = self._replace(key, None)
+            self._snapshot = self._build(self._snapshot.generation + 1)
+        if freed >= _RELEASE_AFTER:
+            memtrim.release()
 
-    def _assemble(self) -> None:
-        merged: dict[str, list[RenderedFamily]] = {}
-        for key in self._order:
-            for rendered in self._parts[key]:
-                merged.setdefault(rendered.name, []).append(rendered)
-        text: list[bytes] = []
-        openmetrics: list[bytes] = []
-        for group in merged.values():
-            first = group[0]
-            bodies = [r.body for r in group]
-            text.append(_text_header(first))
-            text.extend(bodies)
-            openmetrics.append(_openmetrics_header(first))
-            openmetrics.extend(bodies)
-        openmetrics.append(b"# EOF\n")
-        self._bodies = {(False, False): b"".join(text), (True, False): b"".join(openmetrics)}
-        self.generation += 1
+    def _current(self, key: Hashable, name: str) -> Rendered | None:
+        """The part `key` holds for `name` now (read without the lock: only ever compared)."""
+        group = self._groups.get(name)
+        return group.parts.get(key) if group is not None else None
+
+    def _taken_elsewhere(self, key: Hashable, name: str, series: frozenset[int]) -> frozenset[int]:
+        group = self._groups.get(name)
+        if group is None:
+            return frozenset()
+        taken: set[int] = set()
+        for other, item in group.parts.items():
+            if other != key and not item.series.isdisjoint(series):
+                taken |= item.series & series
+        return frozenset(taken)
+
+    def _replace(self, key: Hashable, rendered: dict[str, Rendered] | None) -> int:
+        """Swap the parts of `key`; returns the size of the parts dropped."""
+        freed = 0
+        new_names = list(rendered) if rendered else []
+        for name in self._keys.get(key, []):
+            group = self._groups[name]
+            old = group.parts.get(key)
+            if old is not None:
+                freed += old.part.size + len(old.part.deflated)
+            if rendered is None or name not in rendered:
+                group.parts.pop(key, None)
+                if not group.parts:
+                    del self._groups[name]
+                else:
+                    group.recombine()
+        if rendered is None:
+            self._keys.pop(key, None)
+            return freed
+        for name, item in rendered.items():
+            target = self._groups.get(name)
+            if target is None:
+                target = self._groups[name] = _Group(item)
+            target.parts[key] = item  # a replaced key keeps its place in the family
+            target.recombine()
+        self._keys[key] = new_names
+        return freed
+
+    def _build(self, generation: int) -> Snapshot:
+        text_raw: list[bytes] = []
+        om_raw: list[bytes] = []
+        text_z: list[bytes] = []
+        om_z: list[bytes] = []
+        for group in self._groups.values():
+            text_head, om_head = group.headers
+            text_raw.append(text_head.raw)
+            text_raw += group.raw
+            om_raw.append(om_head.raw)
+            om_raw += group.raw
+            text_z.append(text_head.deflated)
+            text_z += group.deflated
+            om_z.append(om_head.deflated)
+            om_z += group.deflated
+        om_raw.append(_EOF.raw)
+        text_runs = [g.text_run for g in self._groups.values()]
+        om_runs = [*(g.om_run for g in self._groups.values()), _EOF_RUN]
+        return Snapshot(
+            text=_identity_body(text_raw),
+            text_gzip=_gzip_body(text_runs, text_z),
+            openmetrics=_identity_body(om_raw),
+            openmetrics_gzip=_gzip_body(om_runs, om_z, _EOF.deflated),
+            generation=generation,
+        )
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
 
     def body(self, openmetrics: bool = False, gzipped: bool = False) -> bytes:
-        """The rendered body; the gzip variant is compressed once per change, then cached."""
-        with self._lock:
-            bodies = self._bodies
-            if not bodies:
-                self._assemble()
-                bodies = self._bodies
-            cached = bodies.get((openmetrics, gzipped))
-            if cached is None:
-                cached = gzip.compress(bodies[(openmetrics, False)], compresslevel=5, mtime=0)
-                bodies[(openmetrics, gzipped)] = cached
-            return cached
+        """The whole body in one piece (tests and tools; the server writes the chunks)."""
+        return self._snapshot.body(openmetrics, gzipped).join()
+
+
+def _merged(first: Metric, second: Metric) -> Metric:
+    merged = Metric(first.name, first.documentation, first.type)
+    merged.samples = [*first.samples, *second.samples]
+    return merged

@@ -1,7 +1,8 @@
 """The HTTP side: a thin ASGI handler over the pre-rendered exposition, served by uvicorn.
 
-A scrape picks the cached body for the negotiated format and encoding and copies it out; it
-never triggers I/O to Teleport and never walks the series.
+A scrape picks the cached body for the negotiated format and encoding from the exposition's
+current snapshot and writes its stored chunks; it never triggers I/O to Teleport, never walks the
+series and never compresses.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import uvicorn
 
 from exporter import __version__
-from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Exposition
+from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Body, Exposition
 from exporter.webconfig import CLIENT_AUTH, TLS_VERSIONS, BasicAuth, WebConfig
 from exporter.webguard import (
     KEEP_ALIVE_TIMEOUT,
@@ -90,11 +91,11 @@ class App:
         if path == "/metrics":
             openmetrics = wants_openmetrics(headers.get("accept", ""))
             gzipped = wants_gzip(headers.get("accept-encoding", ""))
-            body = self.exposition.body(openmetrics, gzipped)
+            cached = self.exposition.snapshot().body(openmetrics, gzipped)
             extra = [(b"content-encoding", b"gzip")] if gzipped else []
             extra.append((b"vary", b"Accept, Accept-Encoding"))
             content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
-            await _respond(send, 200, body, content_type, extra, head)
+            await _respond(send, 200, cached, content_type, extra, head)
         elif path == "/healthz":
             await _respond(send, 200, b"OK\n", "text/plain; charset=utf-8", head=head)
         elif path == "/readyz":
@@ -141,18 +142,26 @@ class App:
 async def _respond(
     send: Send,
     status: int,
-    body: bytes,
+    body: bytes | Body,
     content_type: str,
     extra: list[tuple[bytes, bytes]] | None = None,
     head: bool = False,
 ) -> None:
+    """Headers, then the body: bytes in one message, a cached `Body` as it is stored (several
+    `more_body` messages, never joined whole), so concurrent scrapes only share read-only data."""
+    length = body.length if isinstance(body, Body) else len(body)
     headers = [
         (b"content-type", content_type.encode()),
-        (b"content-length", str(len(body)).encode()),
+        (b"content-length", str(length).encode()),
         *(extra or []),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else body})
+    if head or not isinstance(body, Body):
+        await send({"type": "http.response.body", "body": b"" if head else body})
+        return
+    for batch in body.batches():
+        await send({"type": "http.response.body", "body": batch, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class _Server(uvicorn.Server):
@@ -170,7 +179,9 @@ def bind(address: str) -> socket.socket:
     host, port = split_host_port(address, default_port=0)
     host = host or "0.0.0.0"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and without
+    # it a body written in several sends can wait 40 ms on the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -74,7 +74,13 @@ class Hub:
             self.tenants.setdefault(tenant.name, TenantState(tenant))
 
     def publish(self, key: Hashable, families: Iterable[Metric]) -> None:
+        """Render and compress `families` in the caller's thread: small sets (probe, health,
+        status page) from the event loop, large ones (fleet, SLA) from their worker thread."""
         self.exposition.update(key, families)
+
+    def remove(self, key: Hashable) -> None:
+        """Drop every family published under `key` (a tenant or page no longer watched)."""
+        self.exposition.remove(key)
 
     def versions_changed(self, tenant: TenantState) -> None:
         for callback in self.on_versions_changed:
