@@ -22,7 +22,6 @@ from exporter.webconfig import CLIENT_AUTH, TLS_VERSIONS, BasicAuth, WebConfig
 from exporter.webguard import (
     KEEP_ALIVE_TIMEOUT,
     MAX_CONNECTIONS,
-    MAX_HEADER_BYTES,
     WebCounters,
     guarded_protocol,
 )
@@ -216,7 +215,6 @@ def build_server(
         server_header=False,
         http=guarded_protocol(app.counters, **limits),
         timeout_keep_alive=int(KEEP_ALIVE_TIMEOUT),
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         backlog=MAX_CONNECTIONS,
         **kwargs,
     )

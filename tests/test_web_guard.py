@@ -184,6 +184,25 @@ def test_idle_and_half_sent_connections_are_closed_and_capped() -> None:
                 s.close()
 
 
+def test_an_oversized_request_head_is_refused_and_a_kept_alive_connection_is_timed_again() -> None:
+    with _Serving(None, header_timeout=0.5) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as big:
+            big.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            for _ in range(20):  # 20 KiB of header in pieces, never a complete head
+                big.sendall(b"X-Pad: " + b"a" * 1015 + b"\r\n")
+            big.settimeout(5)
+            answer = big.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 400"), answer[:40]
+            assert _closed_within(big, 5.0)
+        with socket.create_connection(("127.0.0.1", port)) as kept:
+            kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            kept.settimeout(5)
+            assert kept.recv(4096).startswith(b"HTTP/1.1 200")
+            kept.sendall(b"GET /healthz HTTP/1.1\r\n")  # a second request that stalls
+            assert _closed_within(kept, 5.0), "the header deadline applies to every request"
+
+
 def _closed_counts(url: str) -> tuple[float, float]:
     """The closed-connection counters, once published (they are published at most once a
     second, so a few bounded reads)."""

@@ -220,7 +220,7 @@ def _ping_slow_write(env: Env) -> str:
     return _probe_outcome(run.refresh(run.ping))
 
 
-@case("ping-900kb-cluster-name", "probe", "probe=ok metrics<64KiB", pending="exposition")
+@case("ping-900kb-cluster-name", "probe", "probe=ok metrics<64KiB")
 def _ping_long_name(env: Env) -> str:
     env.ping_with(lambda body: body.update(cluster_name="c" * 900_000))
     run = _probe(env)
@@ -228,7 +228,7 @@ def _ping_long_name(env: Env) -> str:
     return f"probe={run.reason()} metrics{'<' if size < 65536 else '>='}64KiB"
 
 
-@case("ping-100kb-proxy-address", "probe", "probe=ok metrics<64KiB", pending="exposition")
+@case("ping-100kb-proxy-address", "probe", "probe=ok metrics<64KiB")
 def _ping_long_address(env: Env) -> str:
     env.ping_with(lambda body: body["proxy"]["ssh"].update(public_addr="a" * 100_000 + ":443"))
     run = _probe(env)
@@ -381,7 +381,7 @@ def _page_huge(env: Env) -> str:
     return f"status_page={run.reason()} component_series{'<=1250' if series <= 1250 else '>1250'}"
 
 
-@case("status-100kb-component-name", "status_page", "metrics<64KiB", pending="exposition")
+@case("status-100kb-component-name", "status_page", "metrics<64KiB")
 def _page_long_name(env: Env) -> str:
     summary = _summary()
     summary["components"] = [{"id": "c1", "name": "n" * 100_000, "status": "operational"}]
@@ -744,13 +744,11 @@ def _rollout(count: object) -> str:
     return "parse error" if not groups else f"accepted count={groups[0].present_count}"
 
 
-case("rollout-negative-count", "inventory", "parse error")(
-    lambda env: _rollout(-5)
-)
+case("rollout-negative-count", "inventory", "parse error")(lambda env: _rollout(-5))
 case("rollout-non-numeric-count", "inventory", "parse error")(lambda env: _rollout("many"))
 
 
-@case("tctl-long-server-ids-shared-prefix", "inventory", "duplicates=0", pending="exposition")
+@case("tctl-long-server-ids-shared-prefix", "inventory", "duplicates=0")
 def _long_ids(env: Env) -> str:
     from exporter.collectors.fleet import fleet_families
     from exporter.exposition import Exposition
