@@ -18,11 +18,10 @@ import random
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
-from prometheus_client import Counter
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter import __version__
@@ -49,6 +48,27 @@ class Health:
     last_success: float | None = None
     duration: float = 0.0
     consecutive_failures: int = 0
+    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(m.ERROR_REASONS, 0))
+    """Failed refreshes by reason since the start; every reason exported, 0 when none."""
+
+
+def health_families(kind: str, target: str, health: Health) -> list[Metric]:
+    """The health series of one source (`source_up`, `..._last_success_...`, `..._duration_...`,
+    `source_errors_total` by reason). Each source publishes its own under its own key, so a
+    refresh re-renders 12 series, not those of every source of every tenant."""
+    labels = [kind, target]
+    families = [
+        m.SOURCE_UP.single(labels, 1.0 if health.up else 0.0),
+        m.SOURCE_DURATION.single(labels, health.duration),
+    ]
+    if health.last_success is not None:
+        families.append(m.SOURCE_LAST_SUCCESS.single(labels, health.last_success))
+    errors = m.SOURCE_ERRORS.new()
+    assert isinstance(errors, CounterMetricFamily)
+    for reason, count in health.errors.items():
+        errors.add_metric([*labels, reason], count)
+    families.append(errors)
+    return families
 
 
 class LoopMonitor:
@@ -116,21 +136,9 @@ class Runtime:
         self.health = {(s.kind, s.target): Health() for s in self.sources}
         self._rng = random.Random(seed)
         self.monitor = LoopMonitor()
-        self._errors = Counter(
-            m.SOURCE_ERRORS.name,
-            m.SOURCE_ERRORS.help,
-            labelnames=m.SOURCE_ERRORS.labels,
-            registry=None,
-        )
+        hub.publish(("build",), [m.BUILD_INFO.single([__version__], 1.0)])
         for source in self.sources:
-            for reason in m.ERROR_REASONS:
-                self._errors.labels(source.kind, source.target, reason)
-        self._publish_health()
-
-    @property
-    def ready(self) -> bool:
-        """Every enabled source has succeeded at least once."""
-        return all(h.last_success is not None for h in self.health.values())
+            self._publish_health(source)
 
     async def run(self) -> None:
         async with anyio.create_task_group() as group:
@@ -166,7 +174,7 @@ class Runtime:
         else:
             health.up = False
             health.consecutive_failures += 1
-            self._errors.labels(source.kind, source.target, error.reason).inc()
+            health.errors[error.reason] = health.errors.get(error.reason, 0) + 1
             log.warning(
                 "source=%s target=%s reason=%s refresh failed: %s",
                 source.kind,
@@ -185,7 +193,7 @@ class Runtime:
                 await source.failed(error)
             else:
                 await source.unobserved(reason, error)
-        self._publish_health()
+        self._publish_health(source)
         return error
 
     async def _loop(self, source: Source) -> None:
@@ -203,25 +211,6 @@ class Runtime:
             await anyio.sleep(delay)
             late = max(0.0, time.monotonic() - due)
 
-    def _publish_health(self) -> None:
-        self.hub.publish(("health",), self.health_families())
-
-    def health_families(self) -> list[Metric]:
-        up, last, duration = (
-            spec.new() for spec in (m.SOURCE_UP, m.SOURCE_LAST_SUCCESS, m.SOURCE_DURATION)
-        )
-        assert isinstance(up, GaugeMetricFamily)
-        assert isinstance(last, GaugeMetricFamily)
-        assert isinstance(duration, GaugeMetricFamily)
-        for (kind, target), health in self.health.items():
-            up.add_metric([kind, target], 1.0 if health.up else 0.0)
-            duration.add_metric([kind, target], health.duration)
-            if health.last_success is not None:
-                last.add_metric([kind, target], health.last_success)
-        return [
-            m.BUILD_INFO.single([__version__], 1.0),
-            up,
-            last,
-            duration,
-            *self._errors.collect(),
-        ]
+    def _publish_health(self, source: Source) -> None:
+        key = (source.kind, source.target)
+        self.hub.publish(("health", *key), health_families(*key, self.health[key]))
