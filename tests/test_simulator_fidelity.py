@@ -143,7 +143,21 @@ def test_rollout_protojson_field_by_field(tmp_path: Path, strategy: str) -> None
                 assert isinstance(group[count], str) and group[count].isdigit(), count
         assert isinstance(group.get("config_start_hour", 1), int)  # int32: a number
     assert "config_start_hour" not in groups["dev"]  # hour 0 is omitted
-    assert "up_to_date_count" not in groups["prod"]  # 0 up to date is omitted
+    # Teleport counts each group's agents from their reports: the same fleet tctl lists.
+    fleet = json.loads(_tctl(tmp_path, scenario, "inventory", "ls", "--format=json"))
+    target = spec["target_version"]
+    for name, group in groups.items():
+        members = [
+            r["spec"]
+            for r in fleet
+            if isinstance(r, dict)
+            and isinstance(r.get("spec"), dict)
+            and (r["spec"].get("UpdaterInfo") or {}).get("UpdateGroup") == name
+        ]
+        on_target = sum(m["version"].removeprefix("v") == target for m in members)
+        assert int(group.get("present_count", "0")) == len(members), name
+        assert int(group.get("up_to_date_count", "0")) == on_target, name  # 0 is omitted
+    assert "present_count" not in groups["canaries"]  # no agent reports that group
     assert "start_time" not in groups["prod"]
     canary = groups["canaries"]
     assert int(canary["canary_count"]) == len(canary["canaries"]) > 0

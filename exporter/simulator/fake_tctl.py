@@ -15,7 +15,8 @@ so a test can change it between refreshes); `FAKE_TCTL_FAULT` overrides its `fau
   `seed`, `control_plane_major`) plus `now` (Unix time) to pin timestamps;
   `inventory_file`: print this recorded output verbatim instead.
 - `rollout`: keyword arguments of `fleetgen.generate_rollout` (with `now`), or null / absent for a
-  tenant without a rollout (NotFound, as the real tctl); `rollout_file`: recorded output;
+  tenant without a rollout (NotFound, as the real tctl); each group's counts come from the
+  scenario's fleet, as Teleport's come from the agents' reports; `rollout_file`: recorded output;
   `not_found_message`: the NotFound wording to print (they vary with the auth server's cache).
 - `tctl_version` (or `FAKE_TCTL_VERSION` in the environment): the version `tctl version` reports
   (default 18.1.4). `version` needs neither `--auth-server` nor an identity, as with the real one.
@@ -40,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from exporter.simulator.fleetgen import generate_inventory, generate_rollout
+from exporter.simulator.fleetgen import generate_inventory, generate_rollout, group_counts
 
 SCENARIO_ENV = "FAKE_TCTL_SCENARIO"
 FAULT_ENV = "FAKE_TCTL_FAULT"
@@ -235,7 +236,14 @@ def run(argv: list[str], env: dict[str, str]) -> int:
         return _fail(str(scenario.get("not_found_message", NOT_FOUND_MESSAGE)))
     options = dict(rollout)
     now = _now(options)
-    _write(rollout_text(generate_rollout(now=now, **options), bool(scenario.get("compact"))))
+    resource = generate_rollout(now=now, **options)
+    if "inventory_file" not in scenario and "counts" not in options:
+        # Teleport counts each group's agents from their own reports: the same fleet.
+        fleet_options = dict(scenario.get("inventory") or {"size": 20})
+        fleet = generate_inventory(now=_now(fleet_options), **fleet_options)
+        counts = group_counts(fleet, resource["spec"]["target_version"])
+        resource = generate_rollout(now=now, counts=counts, **options)
+    _write(rollout_text(resource, bool(scenario.get("compact"))))
     return 0
 
 

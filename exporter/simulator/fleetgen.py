@@ -30,7 +30,7 @@ from __future__ import annotations
 import base64
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -246,8 +246,12 @@ def generate_rollout(
     seed: int = 0,
     now: datetime | None = None,
     strategy: str = "halt-on-error",
+    counts: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
     """One autoupdate_agent_rollout resource in protojson (tctl prints it inside an array).
+
+    `counts` (group -> present, up to date) are the counts Teleport computes from the agents'
+    own reports (`group_counts` of the inventory); without them they are random.
 
     By default the first group is done, the second active and the rest unstarted; `states`
     (short names such as `canary`) overrides that per group. As protojson prints it: uint64
@@ -261,8 +265,11 @@ def generate_rollout(
         states = [("done", "active")[i] if i < 2 else "unstarted" for i in range(len(groups))]
     status_groups = []
     for index, (name, state) in enumerate(zip(groups, states, strict=True)):
-        present = rng.randint(20, 400)
-        up_to_date = {"done": present, "unstarted": 0}.get(state, rng.randint(0, present))
+        if counts is not None:
+            present, up_to_date = counts.get(name, (0, 0))
+        else:
+            present = rng.randint(20, 400)
+            up_to_date = {"done": present, "unstarted": 0}.get(state, rng.randint(0, present))
         started = now - timedelta(days=len(groups) - index)
         group: dict[str, Any] = {"name": name}
         if state != "unstarted":
@@ -275,9 +282,10 @@ def generate_rollout(
         group["config_days"] = ["Mon", "Tue", "Wed", "Thu"]
         if index:  # the first group starts at hour 0, which protojson omits
             group["config_start_hour"] = 2 * index
-        if state != "unstarted":
+        if state != "unstarted" and present:
             group["initial_count"] = str(present)
-        group["present_count"] = str(present)
+        if present:
+            group["present_count"] = str(present)
         if up_to_date:
             group["up_to_date_count"] = str(up_to_date)
         if state == "canary":
@@ -313,6 +321,25 @@ def generate_rollout(
             "start_time": rfc3339(now - timedelta(days=len(groups))),
         },
     }
+
+
+def group_counts(records: Iterable[Any], target_version: str) -> dict[str, tuple[int, int]]:
+    """Per update group of `records` (tctl's inventory), the agents present and those already on
+    `target_version`: what Teleport reports as `present_count` and `up_to_date_count`."""
+    counts: dict[str, tuple[int, int]] = {}
+    target = target_version.removeprefix("v")
+    for record in records:
+        spec = record.get("spec") if isinstance(record, dict) else None
+        if not isinstance(spec, dict):
+            continue
+        info = spec.get("UpdaterInfo")
+        group = info.get("UpdateGroup") if isinstance(info, dict) else None
+        if not isinstance(group, str):
+            continue
+        present, up_to_date = counts.get(group, (0, 0))
+        on_target = str(spec.get("version", "")).removeprefix("v") == target
+        counts[group] = (present + 1, up_to_date + on_target)
+    return counts
 
 
 def group_version(rollout: dict[str, Any], group: str | None) -> str:
