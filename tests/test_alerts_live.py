@@ -38,11 +38,11 @@ from tests.test_stack import (
     ALERTMANAGER,
     Process,
     Webhook,
-    _alertmanager_config,
     _query,
     _receiver_for,
     _shortened_rules,
     _wait,
+    start_alertmanager,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,17 +240,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             shutil.move(str(block), str(work / "tsdb" / block.name))
 
     webhook = Webhook()
-    am_port = free_port()
-    alertmanager = Process(
-        [
-            ALERTMANAGER or "",
-            f"--config.file={_alertmanager_config(work, webhook)}",
-            f"--storage.path={work / 'am'}",
-            f"--web.listen-address=127.0.0.1:{am_port}",
-            "--cluster.listen-address=",
-        ],
-        work / "alertmanager.log",
-    )
+    alertmanager, am_port = start_alertmanager(work, webhook)
     second: Process | None = None
     try:
         _wait(

@@ -102,6 +102,22 @@ class Process:
             self.process.wait()
 
 
+def start_alertmanager(work: Path, webhook: Webhook) -> tuple[Process, int]:
+    """Debian's Alertmanager on loopback, routing to `webhook`; returns it and its port."""
+    port = free_port()
+    process = Process(
+        [
+            ALERTMANAGER or "",
+            f"--config.file={_alertmanager_config(work, webhook)}",
+            f"--storage.path={work / 'am'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        work / "alertmanager.log",
+    )
+    return process, port
+
+
 def _wait(what: str, check: Any, logs: list[Path]) -> Any:
     deadline = time.monotonic() + DEADLINE_SECONDS
     while time.monotonic() < deadline:
@@ -125,17 +141,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     sim.start_in_thread()
     exporter = Exporter(write_config(sim, tctl), work)
     webhook = Webhook()
-    am_port, prom_port = free_port(), free_port()
-    alertmanager = Process(
-        [
-            ALERTMANAGER or "",
-            f"--config.file={_alertmanager_config(work, webhook)}",
-            f"--storage.path={work / 'am'}",
-            f"--web.listen-address=127.0.0.1:{am_port}",
-            "--cluster.listen-address=",
-        ],
-        work / "alertmanager.log",
-    )
+    alertmanager, am_port = start_alertmanager(work, webhook)
+    prom_port = free_port()
     prometheus_config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": _shortened_rules(work),
