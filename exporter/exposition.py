@@ -280,8 +280,9 @@ class Exposition:
                 taken = self._taken_elsewhere(key, name, item.series)
                 if taken:  # rare: another key already exports some of these series
                     rendered[name] = render_family(by_name[name], taken)
-            freed = self._replace(key, rendered)
-            self._snapshot = self._build(self._snapshot.generation + 1)
+            freed, changed = self._replace(key, rendered)
+            if changed:  # most republishes change nothing: no new snapshot then
+                self._snapshot = self._build(self._snapshot.generation + 1)
         if freed >= _RELEASE_AFTER:
             memtrim.release()
 
@@ -289,7 +290,7 @@ class Exposition:
         with self._lock:
             if key not in self._keys:
                 return
-            freed = self._replace(key, None)
+            freed, _ = self._replace(key, None)
             self._snapshot = self._build(self._snapshot.generation + 1)
         if freed >= _RELEASE_AFTER:
             memtrim.release()
@@ -309,32 +310,43 @@ class Exposition:
                 taken |= item.series & series
         return frozenset(taken)
 
-    def _replace(self, key: Hashable, rendered: dict[str, Rendered] | None) -> int:
-        """Swap the parts of `key`; returns the size of the parts dropped."""
+    def _replace(self, key: Hashable, rendered: dict[str, Rendered] | None) -> tuple[int, bool]:
+        """Swap the parts of `key`; returns the size of the parts dropped and whether anything
+        changed. A group is recombined only when its part changed (an unchanged family comes
+        back from `render_family` as the very object it replaces): a family spanning 300
+        sources is not recombined for each of them."""
         freed = 0
+        changed = False
         new_names = list(rendered) if rendered else []
         for name in self._keys.get(key, []):
+            if rendered is not None and name in rendered:
+                continue
             group = self._groups[name]
-            old = group.parts.get(key)
+            old = group.parts.pop(key, None)
             if old is not None:
                 freed += old.part.size + len(old.part.deflated)
-            if rendered is None or name not in rendered:
-                group.parts.pop(key, None)
-                if not group.parts:
-                    del self._groups[name]
-                else:
-                    group.recombine()
+            changed = True
+            if not group.parts:
+                del self._groups[name]
+            else:
+                group.recombine()
         if rendered is None:
             self._keys.pop(key, None)
-            return freed
+            return freed, changed
         for name, item in rendered.items():
             target = self._groups.get(name)
             if target is None:
                 target = self._groups[name] = _Group(item)
+            old = target.parts.get(key)
+            if old is item:
+                continue
+            if old is not None:
+                freed += old.part.size + len(old.part.deflated)
             target.parts[key] = item  # a replaced key keeps its place in the family
             target.recombine()
+            changed = True
         self._keys[key] = new_names
-        return freed
+        return freed, changed
 
     def _build(self, generation: int) -> Snapshot:
         text_raw: list[bytes] = []

@@ -133,6 +133,41 @@ def test_an_unchanged_family_is_not_compressed_again(compressed: list[bytes]) ->
     assert gzip.decompress(exposition.body(gzipped=True)) == exposition.body()
 
 
+def test_an_unchanged_republish_keeps_the_snapshot_and_a_change_recombines_one_family(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exposition = Exposition()
+    sources = [("ping", f"t{i}") for i in range(300)]
+    for kind, target in sources:
+        exposition.update(
+            ("health", kind, target),
+            [m.SOURCE_UP.single([kind, target], 1), m.SOURCE_DURATION.single([kind, target], 1)],
+        )
+    before = exposition.snapshot()
+    recombined: list[str] = []
+    real = exposition_module._Group.recombine
+
+    def spy(group: exposition_module._Group) -> None:
+        recombined.append(group.name)
+        real(group)
+
+    monkeypatch.setattr(exposition_module._Group, "recombine", spy)
+    exposition.update(
+        ("health", "ping", "t7"),
+        [m.SOURCE_UP.single(["ping", "t7"], 1), m.SOURCE_DURATION.single(["ping", "t7"], 1)],
+    )
+    assert exposition.snapshot() is before and recombined == []
+    exposition.update(
+        ("health", "ping", "t7"),
+        [m.SOURCE_UP.single(["ping", "t7"], 1), m.SOURCE_DURATION.single(["ping", "t7"], 2)],
+    )
+    assert recombined == [m.SOURCE_DURATION.name]
+    after = exposition.snapshot()
+    assert after.generation == before.generation + 1
+    assert gzip.decompress(after.text_gzip.join()) == after.text.join()
+    assert b'source="ping",target="t7"} 2.0' in after.text.join()
+
+
 def test_text_and_openmetrics_share_sample_parts() -> None:
     exposition = Exposition()
     exposition.update(("fleet", "t"), tenant_families("t", 50, seed=1))
