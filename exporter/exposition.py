@@ -212,7 +212,17 @@ class _Group:
     """One family name: its headers and its parts, in the order their keys first published,
     with what the snapshot needs of them combined once per change of the group."""
 
-    __slots__ = ("deflated", "headers", "kind", "name", "om_run", "parts", "raw", "text_run")
+    __slots__ = (
+        "deflated",
+        "headers",
+        "kind",
+        "name",
+        "om_run",
+        "owners",
+        "parts",
+        "raw",
+        "text_run",
+    )
 
     def __init__(self, first: Rendered) -> None:
         self.name = first.name
@@ -223,6 +233,30 @@ class _Group:
         self.deflated: list[bytes] = []
         self.text_run: Run = EMPTY_RUN
         self.om_run: Run = EMPTY_RUN
+        self.owners: dict[int, Hashable] = {}
+        """Series hash -> the key that exports it (the first to publish it)."""
+
+    def put(self, key: Hashable, item: Rendered) -> Rendered | None:
+        """Set `key`'s part; the series it no longer has are free for other keys."""
+        old = self.parts.get(key)
+        self.parts[key] = item  # a replaced key keeps its place in the family
+        owners = self.owners
+        if old is not None:
+            for series in old.series - item.series:
+                if owners.get(series) == key:
+                    del owners[series]
+        for series in item.series:
+            owners.setdefault(series, key)
+        return old
+
+    def drop(self, key: Hashable) -> Rendered | None:
+        old = self.parts.pop(key, None)
+        if old is not None:
+            owners = self.owners
+            for series in old.series:
+                if owners.get(series) == key:
+                    del owners[series]
+        return old
 
     def recombine(self) -> None:
         parts = [r.part for r in self.parts.values() if r.part.size]
@@ -301,14 +335,13 @@ class Exposition:
         return group.parts.get(key) if group is not None else None
 
     def _taken_elsewhere(self, key: Hashable, name: str, series: frozenset[int]) -> frozenset[int]:
+        """The series of `series` that another key of the family already exports: a look-up
+        per series, not a scan of the family's other parts (300 of them for source health)."""
         group = self._groups.get(name)
         if group is None:
             return frozenset()
-        taken: set[int] = set()
-        for other, item in group.parts.items():
-            if other != key and not item.series.isdisjoint(series):
-                taken |= item.series & series
-        return frozenset(taken)
+        owners = group.owners
+        return frozenset(h for h in series if owners.get(h, key) != key)
 
     def _replace(self, key: Hashable, rendered: dict[str, Rendered] | None) -> tuple[int, bool]:
         """Swap the parts of `key`; returns the size of the parts dropped and whether anything
@@ -322,7 +355,7 @@ class Exposition:
             if rendered is not None and name in rendered:
                 continue
             group = self._groups[name]
-            old = group.parts.pop(key, None)
+            old = group.drop(key)
             if old is not None:
                 freed += old.part.size + len(old.part.deflated)
             changed = True
@@ -337,12 +370,11 @@ class Exposition:
             target = self._groups.get(name)
             if target is None:
                 target = self._groups[name] = _Group(item)
-            old = target.parts.get(key)
-            if old is item:
+            if target.parts.get(key) is item:
                 continue
+            old = target.put(key, item)
             if old is not None:
                 freed += old.part.size + len(old.part.deflated)
-            target.parts[key] = item  # a replaced key keeps its place in the family
             target.recombine()
             changed = True
         self._keys[key] = new_names
