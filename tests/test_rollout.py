@@ -14,6 +14,7 @@ from exporter.collectors.rollout import rollout_families
 from exporter.config import Settings
 from exporter.errors import SourceError
 from exporter.exposition import Exposition
+from exporter.fleet import derive_fleet
 from exporter.models.inventory import parse_inventory
 from exporter.models.ping import AutoUpdate, PingInfo
 from exporter.models.rollout import RolloutParseError, parse_rollout
@@ -283,3 +284,45 @@ def _binary_agent(name: str, version: str, group: str) -> dict[str, Any]:
             "UpdaterInfo": {"UpdateGroup": group, "UpdaterStatus": 1},
         },
     }
+
+
+def test_a_rollout_landing_during_the_fleets_derivation_is_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rollout source sets the rollout while the inventory is still deriving its first
+    fleet (so the fleet is not yet there for the re-derivation callback): the derivation must
+    notice and derive again, or the stuck counts stay missing until the next inventory run."""
+    hub, _ = _source(tmp_path, {"rollout": None})
+    tenant = hub.tenants["t"]
+    inventory = InventorySource(hub, tenant)
+    tenant.ping = PingInfo(server_version="18.1.4", auto_update=AutoUpdate(agent_version="18.0.2"))
+    rollout = parse_rollout(
+        json.dumps(
+            [
+                {
+                    "spec": {"start_version": "18.0.2", "target_version": "18.1.4"},
+                    "status": {
+                        "groups": [{"name": "dev", "state": "AUTO_UPDATE_AGENT_GROUP_STATE_ACTIVE"}]
+                    },
+                }
+            ]
+        ).encode()
+    )
+    real = derive_fleet
+    calls: list[bool] = []
+
+    def rollout_lands_meanwhile(*args: Any) -> Any:
+        calls.append(tenant.rollout is not None)
+        view = real(*args)
+        if tenant.rollout is None:
+            tenant.rollout = rollout
+            hub.versions_changed(tenant)  # as the rollout source does; no fleet to re-derive yet
+        return view
+
+    monkeypatch.setattr("exporter.sources.inventory.derive_fleet", rollout_lands_meanwhile)
+    records = [_binary_agent("a", "18.1.4", "dev"), _binary_agent("b", "18.0.2", "dev")]
+    inventory._publish(parse_inventory(json.dumps(records).encode()).instances)
+    assert calls == [False, True]
+    samples = parse_samples(hub.exposition.body().decode())
+    assert value(samples, STUCK, tenant="t", group="dev") == 1
+    assert value(samples, "teleport_cloud_agents_outdated", tenant="t") == 1

@@ -31,6 +31,10 @@ the rollout's group plan (None without a rollout)."""
 
 log = logging.getLogger(__name__)
 
+MAX_DERIVATIONS = 3
+"""Derivations of one fleet in a row when its inputs keep changing meanwhile (a later change
+is picked up by `_versions_changed`, which then sees the fleet)."""
+
 INVENTORY_ARGS = ("inventory", "ls", "--format=json")
 
 
@@ -93,13 +97,18 @@ class InventorySource(Source):
                 instances = tenant.inventory
                 if instances is None:
                     return
-            inputs = self._inputs()
-            view = derive_fleet(instances, *inputs)
-            families = fleet_families(tenant.name, view, tenant.config.inventory.per_agent_metrics)
-            self.hub.publish(self.key, families)
-            tenant.inventory = instances
-            self.view = view
-            self._derived_for = inputs
+            # Versions or the rollout can change while this derives; until tenant.inventory is
+            # set, `_versions_changed` skips such a change, so re-check here (bounded).
+            for _ in range(MAX_DERIVATIONS):
+                inputs = self._inputs()
+                view = derive_fleet(instances, *inputs)
+                per_agent = tenant.config.inventory.per_agent_metrics
+                self.hub.publish(self.key, fleet_families(tenant.name, view, per_agent))
+                tenant.inventory = instances
+                self.view = view
+                self._derived_for = inputs
+                if self._inputs() == inputs:
+                    break
 
     def _inputs(self) -> Inputs:
         tenant = self.tenant
