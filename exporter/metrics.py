@@ -542,7 +542,7 @@ PROBE_UNOBSERVED = _family(
     "reason",
 )
 
-# Self-protection of the exporter's HTTP server (added by the hardening work)
+# Self-protection of the exporter's HTTP server
 WEB_AUTH_FAILURES = _family(
     "exporter",
     "web_auth_failures",

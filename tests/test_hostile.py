@@ -1,6 +1,5 @@
 """The hostile-input catalogue (tests/hostile) under pytest: one test per case. Slow cases are
-marked `slow`; pending cases (behaviour delivered by another part of the code base) are expected
-failures until that part lands, and strict, so a pending case that passes is noticed."""
+marked `slow`."""
 
 from __future__ import annotations
 
@@ -21,11 +20,7 @@ def env() -> Iterator[Env]:
 
 
 def _param(case: Case) -> object:
-    marks: list[pytest.MarkDecorator] = []
-    if case.slow:
-        marks.append(pytest.mark.slow)
-    if case.pending:
-        marks.append(pytest.mark.xfail(reason=f"delivered by the {case.pending} work", strict=True))
+    marks = [pytest.mark.slow] if case.slow else []
     return pytest.param(case, id=case.name, marks=marks)
 
 

@@ -5,7 +5,7 @@
     python -m tests.hostile --list     names and expectations only, nothing run
     python -m tests.hostile NAME...    only these cases
 
-Exit status 1 when a case not marked pending fails.
+Exit status 1 when a case fails.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.hostile.env import Env
 
 
 def run_case(env: Env, case: Case) -> tuple[str, str]:
-    """(verdict, observed): verdict is pass, FAIL, or pending(<part>) for a pending case."""
+    """(verdict, observed): verdict is pass or FAIL."""
     env.reset()
     try:
         observed = case.check(env)
@@ -28,7 +28,7 @@ def run_case(env: Env, case: Case) -> tuple[str, str]:
         observed = f"raised {exc.__class__.__name__}: {exc}"[:120]
     if observed == case.expected:
         return "pass", observed
-    return (f"pending({case.pending})" if case.pending else "FAIL"), observed
+    return "FAIL", observed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(c.name) for c in CATALOGUE)
     if args.list:
         for c in CATALOGUE:
-            marks = " [slow]" * c.slow + f" [pending: {c.pending}]" * bool(c.pending)
-            print(f"{c.area:16} {c.name:{width}}  expect: {c.expected}{marks}")
+            print(f"{c.area:16} {c.name:{width}}  expect: {c.expected}" + " [slow]" * c.slow)
         print(f"{len(CATALOGUE)} cases")
         return 0
     env = Env()
@@ -57,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         for c in cases:
             started = time.monotonic()
             verdict, observed = run_case(env, c)
-            counts[verdict.split("(")[0]] = counts.get(verdict.split("(")[0], 0) + 1
+            counts[verdict] = counts.get(verdict, 0) + 1
             failed += verdict == "FAIL"
             seconds = time.monotonic() - started
             line = f"{verdict:20} {c.area:16} {c.name:{width}}  expect: {c.expected}"

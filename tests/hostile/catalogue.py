@@ -1,9 +1,5 @@
 """The catalogue of hostile inputs and faults: each case names what is thrown at the exporter,
 the outcome the exporter must show, and a check that observes the actual outcome.
-
-`pending` marks cases whose behaviour is delivered by another part of the code base (label
-capping at render time, the tctl inventory); they are run and reported like the others, and the
-report says which part they wait for.
 """
 
 from __future__ import annotations
@@ -46,18 +42,16 @@ class Case:
     expected: str
     check: Callable[[Env], str]
     slow: bool = False
-    pending: str = ""
-    """Which part of the code base delivers this behaviour, when not this one."""
 
 
 CATALOGUE: list[Case] = []
 
 
 def case(
-    name: str, area: str, expected: str, *, slow: bool = False, pending: str = ""
+    name: str, area: str, expected: str, *, slow: bool = False
 ) -> Callable[[Callable[[Env], str]], Callable[[Env], str]]:
     def register(check: Callable[[Env], str]) -> Callable[[Env], str]:
-        CATALOGUE.append(Case(name, area, expected, check, slow, pending))
+        CATALOGUE.append(Case(name, area, expected, check, slow))
         return check
 
     return register
