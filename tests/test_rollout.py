@@ -261,7 +261,7 @@ def test_rollout_change_re_derives_target_and_stuck_agents(tmp_path: Path) -> No
     assert tenant.target_agent_version == "18.1.4"
     assert value(samples, "teleport_cloud_agents_outdated", tenant="t") == 2  # b, c vs 18.1.4
     assert value(samples, STUCK, tenant="t", group="dev") == 1  # b: active group, on start
-    assert value(samples, STUCK, tenant="t", group="prod") == 1  # d: unstarted, not on start
+    assert value(samples, STUCK, tenant="t", group="prod") == 0  # unstarted: nobody is asked
 
     _rewrite(tmp_path, {"rollout": None})
     anyio.run(source.refresh)
@@ -300,7 +300,12 @@ def test_a_rollout_landing_during_the_fleets_derivation_is_not_lost(
         json.dumps(
             [
                 {
-                    "spec": {"start_version": "18.0.2", "target_version": "18.1.4"},
+                    "spec": {
+                        "start_version": "18.0.2",
+                        "target_version": "18.1.4",
+                        "autoupdate_mode": "enabled",
+                        "schedule": "regular",
+                    },
                     "status": {
                         "groups": [{"name": "dev", "state": "AUTO_UPDATE_AGENT_GROUP_STATE_ACTIVE"}]
                     },
