@@ -94,6 +94,25 @@ def probe_minutes(
 OUTAGE = set(range(60, 67))  # 7 minutes, 13:00 to 13:07
 
 
+def test_nothing_observed_is_not_full_uptime(settings: Settings, ledger: Ledger) -> None:
+    hub = Hub(settings)
+    clock = ManualClock(T0)
+    service = SlaService(hub, ledger, clock)
+    service.publish()
+    assert value(hub, 'teleport_cloud_sla_observed_seconds{tenant="t"}') == 0.0
+    assert "teleport_cloud_sla_uptime_ratio{" not in body(hub)
+    probe_minutes(service, clock, ["t"], 1, set())
+    clock.set(T0 + 61)
+    service.publish()
+    assert value(hub, 'teleport_cloud_sla_uptime_ratio{tenant="t"}') == 1.0
+    out = io.StringIO()
+    empty = make_settings(settings.state_dir.parent / "other")
+    Ledger.open(empty.state_dir).close()
+    assert main_report(empty, None, "text", out, now=T0) == 0
+    assert "Uptime        not measured: nothing was observed" in out.getvalue()
+    assert "100" not in out.getvalue().split("Uptime")[1].splitlines()[0]
+
+
 def test_scripted_outage(settings: Settings, ledger: Ledger) -> None:
     hub = Hub(settings)
     clock = ManualClock(T0)
