@@ -76,3 +76,9 @@ def setup_logging(level: str = "info", fmt: str = "logfmt") -> None:
     )
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # uvicorn's lifecycle lines (process started, startup complete, ...) repeat for every
+    # server in the process (the demo runs two) and say less than our own "listening on":
+    # its warnings and errors stay, its info lines only at debug.
+    logging.getLogger("uvicorn.error").setLevel(
+        logging.DEBUG if level == "debug" else logging.WARNING
+    )
