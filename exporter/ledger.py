@@ -22,6 +22,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from exporter.sla import MinuteRecord, minute_floor, month_bounds, shift_month
@@ -129,6 +130,23 @@ class Ledger:
             self._db.execute(
                 _UPSERT, (tenant, minute_floor(at), 0 if success else 1, int(maintenance))
             )
+
+    def import_minutes(self, tenant: str, records: Iterable[MinuteRecord]) -> None:
+        """Write whole minutes at once, in one transaction, replacing what was there (the
+        simulator's history and tests; the exporter records probe by probe)."""
+        rows = [(tenant, r.minute_start, r.probes, r.failed, int(r.maintenance)) for r in records]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO minutes (tenant, minute, probes, failed, maintenance)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def minutes(self, tenant: str, start: float, end: float) -> list[MinuteRecord]:
         """The tenant's minutes starting in [start, end), in time order."""
