@@ -204,9 +204,11 @@ class GuardedProtocol(HttpToolsProtocol):
     """True from a request's first byte (or the connection's start) to its complete headers."""
     _head_bytes = 0
     _refused = False
+    _early: bytearray
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if self._raw is None:
+            self._early = bytearray()
             self._raw = transport
             self._opened = time.monotonic()
             if not self._admit(transport):
@@ -267,6 +269,9 @@ class GuardedProtocol(HttpToolsProtocol):
             self._forget()
             return
         self.connection_made(secure)
+        early, self._early = bytes(self._early), bytearray()
+        if early:
+            self.data_received(early)
 
     def _forget(self) -> None:
         if self in self.accepted:
@@ -279,6 +284,14 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
+            return
+        if self.transport is None:
+            # TLS: the first request can arrive with the handshake's last flight, before
+            # start_tls has handed over the transport; it is kept (bounded) and fed after.
+            self._early += data
+            if len(self._early) > self.max_header_bytes and self._raw is not None:
+                self._refused = True
+                self._raw.abort()
             return
         if not self._in_head and self._idle():
             self._start_head()  # a new request on a kept-alive connection

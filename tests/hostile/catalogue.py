@@ -767,3 +767,6 @@ def _long_ids(env: Env) -> str:
     lines = [line.rsplit(" ", 1)[0] for line in text.splitlines() if not line.startswith("#")]
     parse_samples(text)
     return f"duplicates={len(lines) - len(set(lines))}"
+
+
+from tests.hostile import web  # noqa: E402, F401 (registers the web server cases)
