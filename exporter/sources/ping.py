@@ -28,7 +28,7 @@ from exporter.errors import SourceError
 from exporter.metrics import PROBE_LATENCY, PROBE_UNOBSERVED, UNOBSERVED_REASONS
 from exporter.models.ping import PingInfo, PingParseError, parse_ping
 from exporter.sources.base import IgnoredFields, Source
-from exporter.sources.http import error_from_exception, read_capped, tls_context
+from exporter.sources.http import IDENTITY, error_from_exception, read_capped, tls_context
 from exporter.state import Hub, TenantState
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class PingSource(Source):
             request = self._client.build_request(
                 "GET",
                 url,
-                headers={"Host": self._host_header, "Accept": "application/json"},
+                headers={"Host": self._host_header, "Accept": "application/json", **IDENTITY},
                 extensions={"trace": timer, "sni_hostname": self.host},
             )
             response = await self._client.send(request, stream=True)
