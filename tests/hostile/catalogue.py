@@ -769,4 +769,5 @@ def _long_ids(env: Env) -> str:
     return f"duplicates={len(lines) - len(set(lines))}"
 
 
-from tests.hostile import web  # noqa: E402, F401 (registers the web server cases)
+# The cases of these modules register themselves on import.
+from tests.hostile import upstream, web  # noqa: E402, F401
