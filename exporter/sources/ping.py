@@ -23,7 +23,7 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.metrics_core import Metric
 
 from exporter.clock import Clock, SystemClock
-from exporter.collectors.probe import cluster_families, probe_families
+from exporter.collectors.probe import TARGET_KEY, cluster_families, probe_families, target_families
 from exporter.errors import SourceError
 from exporter.metrics import PROBE_LATENCY, PROBE_UNOBSERVED, UNOBSERVED_REASONS
 from exporter.models.ping import PingInfo, PingParseError, parse_ping
@@ -255,6 +255,7 @@ class PingSource(Source):
         before = (self.tenant.control_plane_version, self.tenant.target_agent_version)
         self.tenant.ping = ping
         self.hub.publish(("cluster", self.tenant.name), cluster_families(self.tenant))
+        self.hub.publish((TARGET_KEY, self.tenant.name), target_families(self.tenant))
         if (self.tenant.control_plane_version, self.tenant.target_agent_version) != before:
             self.hub.versions_changed(self.tenant)
 

@@ -13,7 +13,7 @@ import re
 
 import httpx
 
-from exporter.collectors.probe import cluster_families
+from exporter.collectors.probe import TARGET_KEY, cluster_families, target_families
 from exporter.errors import SourceError
 from exporter.sources.base import Source
 from exporter.sources.http import (
@@ -89,6 +89,7 @@ class VersionChannelSource(Source):
         before = self.tenant.target_agent_version
         self.tenant.channel_version = version
         self.hub.publish(("cluster", self.tenant.name), cluster_families(self.tenant))
+        self.hub.publish((TARGET_KEY, self.tenant.name), target_families(self.tenant))
         if self.tenant.target_agent_version != before:
             self.hub.versions_changed(self.tenant)
 
