@@ -24,12 +24,12 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.metrics_core import Metric
 
 from exporter.clock import Clock, SystemClock
-from exporter.collectors.probe import cluster_families, probe_families
+from exporter.collectors.probe import TARGET_KEY, cluster_families, probe_families, target_families
 from exporter.errors import SourceError
 from exporter.metrics import PROBE_LATENCY, PROBE_UNOBSERVED, UNOBSERVED_REASONS
 from exporter.models.ping import PingInfo, PingParseError, parse_ping
 from exporter.sources.base import IgnoredFields, Source
-from exporter.sources.http import error_from_exception, read_capped, tls_context
+from exporter.sources.http import IDENTITY, error_from_exception, read_capped, tls_context
 from exporter.state import Hub, TenantState
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ class PingSource(Source):
             request = self._client.build_request(
                 "GET",
                 url,
-                headers={"Host": self._host_header, "Accept": "application/json"},
+                headers={"Host": self._host_header, "Accept": "application/json", **IDENTITY},
                 extensions={"trace": timer, "sni_hostname": self.host},
             )
             response = await self._client.send(request, stream=True)
@@ -275,6 +275,7 @@ class PingSource(Source):
         before = (self.tenant.control_plane_version, self.tenant.target_agent_version)
         self.tenant.ping = ping
         self.hub.publish(("cluster", self.tenant.name), cluster_families(self.tenant))
+        self.hub.publish((TARGET_KEY, self.tenant.name), target_families(self.tenant))
         if (self.tenant.control_plane_version, self.tenant.target_agent_version) != before:
             self.hub.versions_changed(self.tenant)
 
