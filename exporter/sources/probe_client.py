@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import h11
+from cryptography import x509
 
 from exporter import __version__
 from exporter.errors import SourceError
@@ -169,18 +170,15 @@ class ProbeClient:
             trace.tls_start = time.perf_counter()
             tls.do_handshake()
             trace.tls_done = time.perf_counter()
+            certificate = tls.getpeercert(binary_form=True)  # a copy; decoded off the clock
             tls.settimeout(remaining())
             tls.sendall(request)
             status, response_headers, body = self._read_response(tls, parser, trace, remaining)
-            cert = tls.getpeercert()
-        not_after = cert.get("notAfter") if cert else None
         return Answer(
             status=status,
             headers=response_headers,
             body=decoded(body, response_headers, self.max_bytes),
-            cert_not_after=(
-                float(ssl.cert_time_to_seconds(not_after)) if isinstance(not_after, str) else None
-            ),
+            cert_not_after=_not_after(certificate),
             trace=trace,
         )
 
@@ -212,7 +210,9 @@ class ProbeClient:
             if event is h11.NEED_DATA:
                 tls.settimeout(remaining())
                 data = tls.recv(RECV_BYTES)
-                if data and trace.first_byte is None:
+                if trace.first_byte is None:
+                    if not data:
+                        raise ConnectionResetError("the server closed the connection unanswered")
                     trace.first_byte = time.perf_counter()
                 parser.receive_data(data)
             elif isinstance(event, h11.Response):
@@ -232,7 +232,7 @@ class ProbeClient:
                 trace.end = time.perf_counter()
                 return status, headers, b"".join(chunks)
             elif isinstance(event, h11.ConnectionClosed):
-                raise ConnectionResetError("the server closed the connection without an answer")
+                raise ConnectionResetError("the server closed the connection unanswered")
             # h11.InformationalResponse (1xx): the final answer follows
 
 
@@ -277,6 +277,12 @@ def error_from_probe(exc: BaseException) -> SourceError | None:
     if isinstance(exc, OSError):
         return SourceError("connect", f"connection failed: {exc or exc.__class__.__name__}")
     return None
+
+
+def _not_after(der: bytes | None) -> float | None:
+    if not der:
+        return None
+    return x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
