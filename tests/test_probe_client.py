@@ -248,9 +248,10 @@ def test_decoded_bounds_a_compression_bomb() -> None:
     [
         (b"\x1f\x8b\x08\x00garbage", b"gzip", "parse"),
         (gzip.compress(PING)[:-12], b"gzip", "parse"),  # cut short
-        (PING, b"br", "parse"),  # an encoding never asked for
+        (PING, b"br", "http"),  # an encoding never asked for
+        (PING, b"gzip, gzip", "http"),  # stacked
     ],
-    ids=["corrupt", "cut-short", "brotli"],
+    ids=["corrupt", "cut-short", "brotli", "stacked"],
 )
 def test_decoded_refuses(body: bytes, encoding: bytes, expected: str) -> None:
     with pytest.raises(SourceError) as caught:

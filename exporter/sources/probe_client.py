@@ -238,28 +238,34 @@ class ProbeClient:
 
 def decoded(body: bytes, headers: list[tuple[bytes, bytes]], max_bytes: int) -> bytes:
     """The body without its Content-Encoding. The probe asks for identity; a server that
-    compresses anyway gets gzip/deflate inflated to at most `max_bytes` (every gzip member, as
-    Go reads them), anything else refused."""
-    encoding = (_header(headers, b"content-encoding") or b"identity").strip().lower()
-    if encoding in (b"identity", b""):
+    compresses anyway may use one gzip or deflate layer, inflated to at most `max_bytes` (every
+    gzip member, as Go reads them). Stacked or other codings are an `http` failure, as for the
+    other sources."""
+    codings = [
+        c.strip().lower()
+        for c in (_header(headers, b"content-encoding") or b"").split(b",")
+        if c.strip() and c.strip().lower() != b"identity"
+    ]
+    if not codings:
         return body
-    if encoding not in (b"gzip", b"x-gzip", b"deflate"):
-        raise SourceError("parse", f"body in an encoding the probe did not ask for: {encoding!r}")
+    if len(codings) > 1 or codings[0] not in (b"gzip", b"x-gzip", b"deflate"):
+        raise SourceError("http", f"unsupported content-encoding {b', '.join(codings)!r}")
     out: list[bytes] = []
     size = 0
     data = body
     try:
         while data:
             inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header
+            # at most one byte past the cap is inflated: a bomb never unpacks
             out.append(inflater.decompress(data, max_bytes - size + 1))
             size += len(out[-1])
             if size > max_bytes or inflater.unconsumed_tail:
-                raise SourceError("too_large", f"inflated response exceeds {max_bytes} bytes")
+                raise SourceError("too_large", f"response exceeds {max_bytes} bytes once decoded")
             if not inflater.eof:
                 raise SourceError("parse", "compressed body ends early")
             data = inflater.unused_data
     except zlib.error as exc:
-        raise SourceError("parse", f"body is not valid {encoding.decode()}: {exc}") from exc
+        raise SourceError("parse", f"bad {codings[0].decode()} data: {exc}") from None
     return b"".join(out)
 
 
