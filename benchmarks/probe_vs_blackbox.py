@@ -7,7 +7,7 @@ would compete for the GIL with the exporter's probe and not with blackbox_export
 Target (design): medians agree within 2 ms or 5 %, the total and every phase. Needs Debian's
 prometheus-blackbox-exporter.
 
-    python -m benchmarks.probe_vs_blackbox [--rounds 40] [--delays 0.02 0.2]
+    python -m benchmarks.probe_vs_blackbox [--quick] [--rounds 100] [--delays 0.02 0.2]
 """
 
 from __future__ import annotations
@@ -217,7 +217,8 @@ def compare(delay: float, rounds: int, binary: str) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--quick", action="store_true", help="20 rounds")
+    parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument(
         "--delays",
         type=float,
@@ -226,6 +227,8 @@ def main() -> None:
         help="simulated ping processing delays (s)",
     )
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 20
     binary = shutil.which("prometheus-blackbox-exporter") or shutil.which("blackbox_exporter")
     if binary is None:
         sys.exit("prometheus-blackbox-exporter is not installed (Debian package of that name)")
