@@ -129,6 +129,7 @@ class PingSource(Source):
         _finish(result, trace)
         result.cert_not_after = answer.cert_not_after
         body = answer.body
+        self.response_bytes = len(body)
         if result.status_code != 200:
             raise SourceError("http", f"/webapi/ping answered HTTP {result.status_code}")
         try:
