@@ -15,6 +15,7 @@ import pytest
 import trustme
 
 from exporter.errors import SourceError
+from exporter.metrics import PROBE_PHASES
 from exporter.sources.probe_client import (
     Answer,
     ProbeClient,
@@ -142,6 +143,7 @@ def test_server_delay_lands_in_processing_only(ca: trustme.CA) -> None:
     _, answer, trace = probe(ca, head("200 OK", "Content-Length: 2") + b"{}", delay=0.3)
     assert isinstance(answer, Answer)
     phases = trace.phases()
+    assert tuple(phases) == PROBE_PHASES
     assert phases["processing"] >= 0.3
     assert all(phases[p] < 0.3 for p in ("resolve", "connect", "tls", "transfer"))
     total = trace.last() - trace.start

@@ -20,11 +20,11 @@ from prometheus_client.metrics_core import Metric
 from exporter.clock import Clock, SystemClock
 from exporter.collectors.probe import TARGET_KEY, cluster_families, probe_families, target_families
 from exporter.errors import SourceError
-from exporter.metrics import PROBE_LATENCY, PROBE_UNOBSERVED, UNOBSERVED_REASONS
+from exporter.metrics import PROBE_LATENCY, PROBE_PHASES, PROBE_UNOBSERVED, UNOBSERVED_REASONS
 from exporter.models.ping import PingInfo, PingParseError, parse_ping
 from exporter.sources.base import IgnoredFields, Source
 from exporter.sources.http import tls_context
-from exporter.sources.probe_client import PHASES, Answer, ProbeClient, Trace, error_from_probe
+from exporter.sources.probe_client import Answer, ProbeClient, Trace, error_from_probe
 from exporter.state import Hub, TenantState
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class ProbeResult:
     started_at: float
     success: bool = False
     duration: float = 0.0
-    phases: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    phases: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PROBE_PHASES, 0.0))
     status_code: int = 0
     cert_not_after: float | None = None
     ping: PingInfo | None = None
