@@ -15,22 +15,22 @@ from typing import Any
 import anyio
 import uvicorn
 
-from exporter.clock import SystemClock
 from exporter.config import Settings
-from exporter.ledger import Ledger
-from exporter.runtime import Runtime
-from exporter.server import App, build_server
-from exporter.sla_service import SlaService
-from exporter.sources.base import Source
-from exporter.sources.identity import IdentitySource
-from exporter.sources.inventory import InventorySource
-from exporter.sources.ping import PingSource, ProbeRecorder
-from exporter.sources.rollout import RolloutSource
-from exporter.sources.statuspage import StatusPageSource
-from exporter.sources.tctl_version import TctlVersions, TctlVersionSource
-from exporter.sources.version_channel import VersionChannelSource
-from exporter.state import Hub
-from exporter.webconfig import BasicAuth, WebConfig
+from exporter.core.clock import SystemClock
+from exporter.core.scheduler import Runtime
+from exporter.core.source import Source
+from exporter.core.state import Hub
+from exporter.fleet.source import InventorySource
+from exporter.probe.source import PingSource, ProbeRecorder
+from exporter.rollout.source import RolloutSource
+from exporter.rollout.version_channel import VersionChannelSource
+from exporter.sla.ledger import Ledger
+from exporter.sla.service import SlaService
+from exporter.status_page.source import StatusPageSource
+from exporter.tctl.identity_source import IdentitySource
+from exporter.tctl.version_source import TctlVersions, TctlVersionSource
+from exporter.web.config import BasicAuth, WebConfig
+from exporter.web.server import App, build_server
 
 log = logging.getLogger(__name__)
 

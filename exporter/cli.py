@@ -16,7 +16,7 @@ import anyio
 
 from exporter import __version__
 from exporter.config import DEFAULT_LISTEN_ADDRESS, ConfigError, Settings, load_config
-from exporter.logs import LEVELS, setup_logging
+from exporter.core.logs import LEVELS, setup_logging
 
 log = logging.getLogger("exporter")
 
@@ -176,12 +176,12 @@ def _load(args: argparse.Namespace, **overrides: Any) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(_normalise_argv(list(sys.argv[1:] if argv is None else argv)))
     if args.command == "docs":
-        from exporter.docs import metrics_markdown
+        from exporter.core.docs import metrics_markdown
 
         sys.stdout.write(metrics_markdown())
         return EXIT_OK
     if args.command == "mixin":
-        from exporter.mixin import main_mixin
+        from exporter.mixin.generate import main_mixin
 
         return main_mixin(args.config, args.out, check=args.check)
     if args.command == "simulate":
@@ -199,10 +199,10 @@ def main(argv: list[str] | None = None) -> int:
 
                 return demo_check()
             settings = _load(args)
-            from exporter.check import run_check
+            from exporter.check.report import run_check
 
             return run_check(settings)
-        from exporter.sla_report import main_report
+        from exporter.sla.report import main_report
 
         configured = _load(args) if args.config or not args.ledger else None
         return main_report(configured, args.month, args.format, sys.stdout, ledgers=args.ledger)
@@ -215,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from exporter.app import run_exporter
-    from exporter.ledger import Ledger, LedgerError
-    from exporter.server import bind
-    from exporter.webconfig import load_web_config
+    from exporter.sla.ledger import Ledger, LedgerError
+    from exporter.web.config import load_web_config
+    from exporter.web.server import bind
 
     if args.demo:
         from exporter.simulator.demo import run_demo

@@ -95,8 +95,8 @@ def start_simulator(
 
 def run_demo(listen: str) -> int:
     from exporter.app import run_exporter
-    from exporter.ledger import Ledger
-    from exporter.server import bind
+    from exporter.sla.ledger import Ledger
+    from exporter.web.server import bind
 
     sim, tctl = start_simulator("demo", DEMO_AGENTS)
     settings = Settings(**demo_config(sim, sim.workdir, tctl, listen))
@@ -121,7 +121,7 @@ def run_demo(listen: str) -> int:
 
 
 def demo_check() -> int:
-    from exporter.check import run_check
+    from exporter.check.report import run_check
 
     sim, tctl = start_simulator("demo", DEMO_AGENTS)
     sim.start_in_thread()

@@ -23,8 +23,8 @@ import anyio
 import trustme
 import uvicorn
 
-from exporter.server import _Server, bind
 from exporter.simulator.scenarios import SimState, fault_body, ping_body, summary_body
+from exporter.web.server import _Server, bind
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -1,0 +1,224 @@
+"""The simulator and the fake tctl print what Teleport prints (the Teleport facts), checked field
+by field on their actual output: tctl's inventory and rollout encodings, `tctl version`, ping per
+update group, and the v1 version channel."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from exporter.fleet.model import parse_inventory
+from exporter.simulator.fake_tctl import inventory_text, write_fake_tctl
+from exporter.simulator.server import SimulatedTenant
+
+RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.(\d{1,9}))?Z")
+# InstanceSpecV1's fields in the Go struct's order; json-iterator keeps that order.
+SPEC_ORDER = (
+    "version",
+    "services",
+    "hostname",
+    "auth_id",
+    "last_seen",
+    "control_log",
+    "ext_upgrader",
+    "ext_upgrader_version",
+    "LastMeasurement",
+    "UpdaterInfo",
+)
+GROUP_STATE = re.compile(r"AUTO_UPDATE_AGENT_GROUP_STATE_(UNSTARTED|ACTIVE|DONE|ROLLEDBACK|CANARY)")
+
+
+def _tctl(tmp_path: Path, scenario: dict[str, Any], *args: str) -> str:
+    identity = tmp_path / "identity"
+    identity.write_text("identity")
+    fake = write_fake_tctl(tmp_path / "bin", scenario)
+    command = [str(fake), "--auth-server=proxy.example.test:443", "-i", str(identity), *args]
+    env = {**os.environ, "TELEPORT_TOOLS_VERSION": "off"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=True)
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict[str, Any]]]:
+    scenario = {"inventory": {"size": 400, "mix": "skewed", "seed": 5}}
+    text = _tctl(tmp_path_factory.mktemp("inv"), scenario, "inventory", "ls", "--format=json")
+    return text, json.loads(text)
+
+
+def test_inventory_layout(inventory: tuple[str, list[dict[str, Any]]]) -> None:
+    text, records = inventory
+    assert text.endswith("}\n]\n") and not text.endswith("\n\n")  # one trailing newline
+    assert text.startswith('[\n  {\n    "kind": "instance",\n')  # 2-space indent
+    assert len(records) == 403  # 400 agents + Auth + 2 Proxy
+    assert inventory_text([]) == "[\n  \n]\n"  # json-iterator's empty array
+    assert parse_inventory(inventory_text([]).encode()).instances == []
+
+
+def test_inventory_records_field_by_field(inventory: tuple[str, list[dict[str, Any]]]) -> None:
+    _, records = inventory
+    nine_digits = 0
+    statuses: set[int] = set()
+    for record in records:
+        assert list(record)[:4] == ["kind", "version", "metadata", "spec"]
+        assert record["kind"] == "instance" and record["version"] == "v1"
+        assert RFC3339.fullmatch(record["metadata"]["expires"])
+        spec = record["spec"]
+        keys = list(spec)
+        assert keys == [key for key in SPEC_ORDER if key in spec], keys  # Go's order, no extras
+        for key, field in spec.items():  # omitempty: nothing empty is printed
+            assert field not in ("", [], {}, None), (key, record)
+        seen = RFC3339.fullmatch(spec["last_seen"])
+        assert seen, spec["last_seen"]
+        fraction = seen.group(2) or ""
+        assert not fraction.endswith("0")  # RFC3339Nano drops trailing zeros
+        nine_digits += len(fraction) == 9
+        if "LastMeasurement" in spec:
+            measurement = spec["LastMeasurement"]
+            assert set(measurement) <= {
+                "controller_system_clock",
+                "system_clock",
+                "request_duration",
+            }
+            assert isinstance(measurement["request_duration"], int)
+        upgrader = spec.get("ext_upgrader")
+        if "UpdaterInfo" in spec:
+            assert upgrader == "binary"  # only teleport-update reports it
+            info = spec["UpdaterInfo"]
+            assert set(info) <= {"UpdateGroup", "UpdateUUID", "UpdaterStatus"}
+            if "UpdaterStatus" in info:
+                status = info["UpdaterStatus"]
+                assert type(status) is int and 1 <= status <= 4  # a number, omitted at 0
+                statuses.add(status)
+            else:
+                statuses.add(0)
+        else:
+            assert upgrader != "binary", "a binary agent without UpdaterInfo"
+        assert upgrader != "updater"  # the v2 kind is `binary`
+    assert nine_digits > 0  # Go clocks have nanoseconds
+    assert statuses == {0, 1, 2, 3, 4}  # every updater status occurs in the skewed mix
+
+
+@pytest.mark.parametrize("strategy", ["halt-on-error", "time-based"])
+def test_rollout_protojson_field_by_field(tmp_path: Path, strategy: str) -> None:
+    scenario = {
+        "rollout": {
+            "groups": ["dev", "canaries", "staging", "prod"],
+            "states": ["done", "canary", "active", "unstarted"],
+            "strategy": strategy,
+        }
+    }
+    text = _tctl(tmp_path, scenario, "get", "autoupdate_agent_rollout", "--format=json")
+    assert text.startswith('[\n    {\n        "kind": "autoupdate_agent_rollout",\n')  # 4 spaces
+    assert text.endswith("}\n]\n")
+    (resource,) = json.loads(text)
+    spec = resource["spec"]
+    assert ("maintenance_window_duration" in spec) == (strategy == "time-based")
+    assert spec.get("maintenance_window_duration", "3600s") == "3600s"
+    assert re.fullmatch(r"AUTO_UPDATE_AGENT_ROLLOUT_STATE_[A-Z]+", resource["status"]["state"])
+
+    def no_zero_values(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for key, child in node.items():
+                assert child not in (0, "", False, [], {}, None, "0"), f"{where}.{key}"
+                no_zero_values(child, f"{where}.{key}")
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                no_zero_values(child, f"{where}[{index}]")
+
+    no_zero_values(resource, "rollout")
+    groups = {group["name"]: group for group in resource["status"]["groups"]}
+    for group in groups.values():
+        assert GROUP_STATE.fullmatch(group["state"])
+        for count in ("initial_count", "present_count", "up_to_date_count", "canary_count"):
+            if count in group:  # uint64: a string of digits
+                assert isinstance(group[count], str) and group[count].isdigit(), count
+        assert isinstance(group.get("config_start_hour", 1), int)  # int32: a number
+    assert "config_start_hour" not in groups["dev"]  # hour 0 is omitted
+    # Teleport counts each group's agents from their reports: the same fleet tctl lists.
+    fleet = json.loads(_tctl(tmp_path, scenario, "inventory", "ls", "--format=json"))
+    target = spec["target_version"]
+    for name, group in groups.items():
+        members = [
+            r["spec"]
+            for r in fleet
+            if isinstance(r, dict)
+            and isinstance(r.get("spec"), dict)
+            and (r["spec"].get("UpdaterInfo") or {}).get("UpdateGroup") == name
+        ]
+        on_target = sum(m["version"].removeprefix("v") == target for m in members)
+        assert int(group.get("present_count", "0")) == len(members), name
+        assert int(group.get("up_to_date_count", "0")) == on_target, name  # 0 is omitted
+    assert "present_count" not in groups["canaries"]  # no agent reports that group
+    assert "start_time" not in groups["prod"]
+    canary = groups["canaries"]
+    assert int(canary["canary_count"]) == len(canary["canaries"]) > 0
+    for entry in canary["canaries"]:
+        assert set(entry) <= {"updater_id", "host_id", "hostname", "success"}
+        assert entry.get("success", True) is True  # false is omitted
+
+
+def test_tctl_version_line(tmp_path: Path) -> None:
+    fake = write_fake_tctl(tmp_path, {"tctl_version": "17.5.2"})
+    env = {**os.environ, "TELEPORT_TOOLS_VERSION": "off"}
+    out = subprocess.run(
+        [str(fake), "version"], capture_output=True, text=True, env=env, timeout=60, check=True
+    ).stdout
+    assert re.fullmatch(
+        r"Teleport Enterprise v17\.5\.2 git:v17\.5\.2-0-g[0-9a-f]+ go1\.\d+\.\d+\n", out
+    )
+    out = subprocess.run(
+        [str(fake), "version"],
+        capture_output=True,
+        text=True,
+        env={**env, "FAKE_TCTL_VERSION": "16.4.9"},
+        timeout=60,
+        check=True,
+    ).stdout
+    assert out.startswith("Teleport Enterprise v16.4.9 ")
+
+
+@pytest.fixture
+def with_rollout(sim: SimulatedTenant) -> Iterator[httpx.Client]:
+    sim.state.apply({"rollout": {"groups": ["dev", "staging", "prod"]}})
+    try:
+        context = ssl.create_default_context(cafile=str(sim.ca_file))
+        with httpx.Client(verify=context, timeout=5) as client:
+            yield client
+    finally:
+        sim.state.apply({"rollout": None, "channel_critical": False})
+
+
+@pytest.mark.parametrize(
+    ("query", "version"),
+    [
+        ("", "18.0.2"),  # no group: the rollout's last group (prod, unstarted): start version
+        ("?group=dev", "18.1.4"),  # done
+        ("?group=staging", "18.1.4"),  # active
+        ("?group=prod", "18.0.2"),  # unstarted
+        ("?group=nosuch", "18.0.2"),  # unknown: answered for the last group
+    ],
+)
+def test_ping_answers_per_update_group(
+    sim: SimulatedTenant, with_rollout: httpx.Client, query: str, version: str
+) -> None:
+    body = with_rollout.get(f"{sim.url}/webapi/ping{query}").json()
+    assert body["auto_update"]["agent_version"] == version
+
+
+def test_version_channel_as_teleport_prints_it(
+    sim: SimulatedTenant, with_rollout: httpx.Client
+) -> None:
+    channel = f"{sim.url}/v1/webapi/automaticupgrades/channel/default/"
+    assert with_rollout.get(channel + "version").content == b"v18.1.4"  # no trailing newline
+    assert with_rollout.get(channel + "critical").content == b"no"
+    sim.state.apply({"channel_critical": True})
+    assert with_rollout.get(channel + "critical").content == b"yes"
