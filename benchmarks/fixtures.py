@@ -16,7 +16,7 @@ from exporter.fleet.families import fleet_families
 from exporter.fleet.model import parse_inventory
 from exporter.simulator.fleetgen import generate_inventory
 
-gc.set_threshold(20_000, 10, 10)  # as the exporter sets it (exporter.cli.tune_gc)
+gc.set_threshold(20_000, 10, 10)  # as the exporter sets it (exporter.app.tune_gc)
 
 CONTROL_PLANE = "18.1.4"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -6,7 +6,6 @@ Exit codes: 0 fine, 1 findings (check), 2 configuration or collection problem.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import sys
 from pathlib import Path
@@ -214,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from exporter.app import run_exporter
+    from exporter.app import run_exporter, tune_gc
     from exporter.sla.ledger import Ledger, LedgerError
     from exporter.web.config import load_web_config
     from exporter.web.server import bind
@@ -239,12 +238,6 @@ def _serve(args: argparse.Namespace) -> int:
     tune_gc()
     anyio.run(run_exporter, settings, sock, ledger, web)
     return EXIT_OK
-
-
-def tune_gc() -> None:
-    """A refresh allocates a few hundred thousand short-lived objects per 10,000 agents; with
-    the default thresholds the collector runs dozens of times per refresh for nothing."""
-    gc.set_threshold(20_000, 10, 10)
 
 
 if __name__ == "__main__":

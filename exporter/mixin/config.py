@@ -1,8 +1,8 @@
 """The monitoring mixin: Prometheus alert and recording rules rendered from a configuration.
 
 `teleport-cloud-exporter mixin --config FILE --out DIR` writes `prometheus/alerts.yml`,
-`prometheus/recording.yml` and, where the dashboard builder is importable (a source checkout with
-the `mixin` extra), `grafana/dashboards/*.json`. The configuration sets the job selector, the
+`prometheus/recording.yml` and, where grafana-foundation-sdk is installed (the
+`mixin` extra), `grafana/dashboards/*.json`. The configuration sets the job selector, the
 cluster label, the runbook URL pattern, the severity of each class of alert and the thresholds;
 `defaults.yml` beside this module holds the defaults, and the shipped files are their
 rendering.
@@ -18,9 +18,7 @@ Rules of the mixin, all in service of alerts that hold up with several replicas 
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -269,87 +267,3 @@ def sustained(config: MixinConfig, series: str, condition: str, duration: str, b
     return (
         f"min_over_time({series}[{window}:5m]) {condition}\nand on ({by})\n{series} offset {window}"
     )
-
-
-ALERTS_HEADER = """\
-Alerting rules for teleport-cloud-exporter, rendered by `teleport-cloud-exporter mixin` from
-its configuration: edit the configuration (or the mixin), not this file.
-
-Load together with recording.yml: the alerts read its per-tenant series, in which exporter
-replicas are folded and `instance`/`pod` are gone, so each alert fires once per tenant.
-Severity `critical` pages someone, `warning` opens a ticket, `info` is for a low-noise channel.
-`summary` is static, `description` templated, `runbook_url` points at the README's runbook.
-Every alert has a firing and a non-firing unit test in tests/rules/ (`promtool test rules`)."""
-
-RECORDING_HEADER = """\
-Recording rules for teleport-cloud-exporter, rendered by `teleport-cloud-exporter mixin` from
-its configuration: edit the configuration (or the mixin), not this file.
-
-Names follow level:metric:operations; the level names the labels kept besides the cluster
-label. Exporter replicas are folded: fleet and SLA facts with max or min (every replica exports
-the same fleet; the ledger of the replica that saw the tenant best wins), probe results with
-the best replica (one replica with broken egress is not an outage). The alerts and the Grafana
-dashboards read these series."""
-
-
-def render_rules(config: MixinConfig) -> dict[str, str]:
-    """Relative path -> text of each rule file."""
-    from exporter.mixin.rules import alert_groups, recording_groups
-
-    return {
-        "prometheus/alerts.yml": render_rule_file(ALERTS_HEADER, alert_groups(config), config),
-        "prometheus/recording.yml": render_rule_file(
-            RECORDING_HEADER, recording_groups(config), config
-        ),
-    }
-
-
-def render_all(config: MixinConfig) -> dict[str, str]:
-    """The rule files, plus the dashboards when the builder is importable (source checkout)."""
-    files = render_rules(config)
-    build = _dashboard_builder()
-    if build is None:
-        return files
-    for name, text in build.render_all(config).items():
-        files[f"grafana/dashboards/{name}"] = text
-    return files
-
-
-def _dashboard_builder() -> Any:
-    """grafana/build.py of the source checkout this package runs from, if any, and if
-    grafana-foundation-sdk is installed (the `mixin` extra)."""
-    script = Path(__file__).resolve().parents[1] / "grafana" / "build.py"
-    if not script.is_file() or importlib.util.find_spec("grafana_foundation_sdk") is None:
-        return None
-    spec = importlib.util.spec_from_file_location("teleport_cloud_dashboards", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def main_mixin(config_path: Path | None, out: Path, *, check: bool = False) -> int:
-    """`mixin` subcommand: 0 written (or up to date), 1 stale (--check), 2 bad configuration."""
-    try:
-        files = render_all(load_config(config_path))
-    except MixinConfigError as exc:
-        print(f"teleport-cloud-exporter: mixin configuration error: {exc}", file=sys.stderr)
-        return 2
-    stale = []
-    for relative, text in files.items():
-        path = out / relative
-        if check:
-            if not path.is_file() or path.read_text(encoding="utf-8") != text:
-                stale.append(relative)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    if not any(name.startswith("grafana/") for name in files):
-        print(
-            "dashboards skipped: they need a source checkout with grafana-foundation-sdk "
-            "(pip install -e '.[mixin]')",
-            file=sys.stderr,
-        )
-    for relative in stale:
-        print(f"{relative} differs from the rendering", file=sys.stderr)
-    return 1 if stale else 0

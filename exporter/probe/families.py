@@ -22,7 +22,6 @@ From the last successful answer (kept while later probes fail)::
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -30,9 +29,7 @@ from prometheus_client.metrics_core import Metric
 from exporter.core import catalogue as m
 from exporter.core.state import TenantState
 from exporter.core.versions import major_of, normalise
-
-if TYPE_CHECKING:
-    from exporter.probe.source import ProbeResult
+from exporter.probe.model import ProbeResult
 
 
 def _bool(value: bool) -> str:

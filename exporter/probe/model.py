@@ -10,7 +10,7 @@ so an upstream format change is logged and counted, never recorded as downtime.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -137,3 +137,22 @@ def _drop(document: dict[str, Any], path: list[str | int]) -> bool:
         else:
             return False
     return False
+
+
+@dataclass
+class ProbeResult:
+    """One probe's measurements; what is not reached stays at its default."""
+
+    started_at: float
+    success: bool = False
+    duration: float = 0.0
+    phases: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("resolve", "connect", "tls", "processing", "transfer"), 0.0
+        )
+    )
+    status_code: int = 0
+    cert_not_after: float | None = None
+    ping: PingInfo | None = None
+    recorded: bool = False
+    """Set once the result went to the ledger: a probe is evidence for one minute, once."""

@@ -14,7 +14,6 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -29,7 +28,7 @@ from exporter.core.http import error_from_exception, read_capped, tls_context
 from exporter.core.source import IgnoredFields, Source
 from exporter.core.state import Hub, TenantState
 from exporter.probe.families import cluster_families, probe_families
-from exporter.probe.model import PingInfo, PingParseError, parse_ping
+from exporter.probe.model import PingInfo, PingParseError, ProbeResult, parse_ping
 
 log = logging.getLogger(__name__)
 
@@ -38,25 +37,6 @@ MAX_PING_BYTES = 1024 * 1024
 
 ProbeRecorder = Callable[[str, float, bool], Awaitable[None]]
 """Where each probe result goes (the SLA ledger): tenant, wall time, success."""
-
-
-@dataclass
-class ProbeResult:
-    """One probe's measurements; what is not reached stays at its default."""
-
-    started_at: float
-    success: bool = False
-    duration: float = 0.0
-    phases: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(
-            ("resolve", "connect", "tls", "processing", "transfer"), 0.0
-        )
-    )
-    status_code: int = 0
-    cert_not_after: float | None = None
-    ping: PingInfo | None = None
-    recorded: bool = False
-    """Set once the result went to the ledger: a probe is evidence for one minute, once."""
 
 
 class _PhaseTimer:

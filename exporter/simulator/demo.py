@@ -94,7 +94,7 @@ def start_simulator(
 
 
 def run_demo(listen: str) -> int:
-    from exporter.app import run_exporter
+    from exporter.app import run_exporter, tune_gc
     from exporter.sla.ledger import Ledger
     from exporter.web.server import bind
 
@@ -113,8 +113,6 @@ def run_demo(listen: str) -> int:
         f"http://{_display(settings.listen_address)}/metrics (Ctrl-C stops)",
         file=sys.stderr,
     )
-    from exporter.cli import tune_gc
-
     tune_gc()
     anyio.run(run_exporter, settings, sock, ledger, None, [sim.serve])
     return 0
