@@ -140,8 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
         "replicas: a minute is down only when every replica that observed it saw it down",
     )
 
-    docs = commands.add_parser("docs", help="print the metric catalogue as Markdown")
-    docs.add_argument("what", choices=("metrics",))
+    docs = commands.add_parser(
+        "docs", help="print a generated page part: the metric catalogue or the alerts by severity"
+    )
+    docs.add_argument("what", choices=("metrics", "alerts"))
 
     mixin = commands.add_parser(
         "mixin",
@@ -175,9 +177,9 @@ def _load(args: argparse.Namespace, **overrides: Any) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(_normalise_argv(list(sys.argv[1:] if argv is None else argv)))
     if args.command == "docs":
-        from exporter.core.docs import metrics_markdown
+        from exporter.docs import alerts_markdown, metrics_markdown
 
-        sys.stdout.write(metrics_markdown())
+        sys.stdout.write(metrics_markdown() if args.what == "metrics" else alerts_markdown())
         return EXIT_OK
     if args.command == "mixin":
         from exporter.mixin.generate import main_mixin

@@ -45,6 +45,8 @@ class Metadata:
 class UpdaterInfo:
     # Go-style keys: the struct has no JSON tags.
     update_group: str = Field(default="", alias="UpdateGroup")
+    update_uuid: str = Field(default="", alias="UpdateUUID")
+    """The updater's id (base64 of 16 bytes); a rollout names its canaries by it."""
     updater_status: int | str = Field(default=0, alias="UpdaterStatus")
 
     @property

@@ -1,6 +1,7 @@
 """The mixin's rules: recording rules first (the alerts and dashboards read them), then alerts.
 
-Each rule carries the comment that says why it is what it is; `exporter.mixin.config` renders them.
+Each rule carries the comment that says why it is what it is; `exporter.mixin.generate`
+renders them.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 from exporter.core.errors import SourceError
 from exporter.core.source import Source
 from exporter.core.state import Hub, TenantState
+from exporter.probe.families import TARGET_KEY, target_families
 from exporter.rollout.families import rollout_families
 from exporter.rollout.model import Rollout, RolloutParseError, parse_rollout
 from exporter.tctl.runner import TctlNotFoundError, run_tenant_tctl
@@ -56,4 +57,6 @@ class RolloutSource(Source):
         self.tenant.rollout = rollout
         self.hub.publish(self.key, rollout_families(self.tenant.name, rollout))
         if changed:
+            # The target moves with the rollout now, not at the next successful ping.
+            self.hub.publish((TARGET_KEY, self.tenant.name), target_families(self.tenant))
             self.hub.versions_changed(self.tenant)

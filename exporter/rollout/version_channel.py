@@ -17,7 +17,7 @@ from exporter.core.errors import SourceError
 from exporter.core.http import error_from_exception, get_following, read_capped, tls_context
 from exporter.core.source import Source
 from exporter.core.state import Hub, TenantState
-from exporter.probe.families import cluster_families
+from exporter.probe.families import TARGET_KEY, cluster_families, target_families
 
 CHANNEL_PATH = "/v1/webapi/automaticupgrades/channel/default/version"
 MAX_CHANNEL_BYTES = 4096
@@ -84,6 +84,7 @@ class VersionChannelSource(Source):
         before = self.tenant.target_agent_version
         self.tenant.channel_version = version
         self.hub.publish(("cluster", self.tenant.name), cluster_families(self.tenant))
+        self.hub.publish((TARGET_KEY, self.tenant.name), target_families(self.tenant))
         if self.tenant.target_agent_version != before:
             self.hub.versions_changed(self.tenant)
 
