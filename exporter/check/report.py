@@ -290,7 +290,8 @@ def _sla_section(report: Report, settings: Settings, tenant: TenantState, now: f
         ledger.close()
     report.add(
         f"  SLA month       downtime {summary.downtime:g} s of {summary.budget:g} s budget "
-        f"({summary.budget_remaining_ratio:.1%} left), uptime {summary.uptime_ratio:.4%}, "
+        f"({summary.budget_remaining_ratio:.1%} left), uptime "
+        f"{'not measured' if summary.uptime_ratio is None else f'{summary.uptime_ratio:.4%}'}, "
         f"observed {summary.observed / max(1.0, now - start):.0%} of the month so far"
     )
     if summary.breached:
@@ -306,10 +307,13 @@ def build_report(
 ) -> Report:
     report = Report()
     report.add(f"teleport-cloud-exporter check, {_when(now)}")
-    for (kind, target), error in results.items():
-        if error is not None:
-            report.failures.append(f"{kind} {target}: {error.reason}: {error.message}")
     probes = {s.target: s for s in sources if isinstance(s, PingSource)}
+    for (kind, target), error in results.items():
+        if error is None:
+            continue
+        if kind == "ping" and probes[target].unobserved_reason is None:
+            continue  # the tenant's proxy failed: a finding about the tenant, reported below
+        report.failures.append(f"{kind} {target}: {error.reason}: {error.message}")
     tctls = {s.target: s for s in sources if isinstance(s, TctlVersionSource)}
     for tenant in hub.tenants.values():
         report.add()
@@ -325,12 +329,16 @@ def build_report(
                 f"  Proxy probe     OK in {probe.duration * 1000:.0f} ms (HTTP "
                 f"{probe.status_code}){expiry}"
             )
+        elif probes[tenant.name].unobserved_reason is None:
+            error = results.get(("ping", tenant.name))
+            why = f": {error.reason}: {error.message}" if error is not None else ""
+            report.add(f"  Proxy probe     FAILING{why}")
+            report.findings.append(f"{tenant.name}: proxy probe failing{why}")
         else:
             report.add(
-                "  Proxy probe     FAILING"
-                + (f" (HTTP {probe.status_code})" if probe and probe.status_code else "")
+                f"  Proxy probe     not observed: {probes[tenant.name].unobserved_reason} "
+                "(the exporter's own trouble, see Could not collect)"
             )
-            report.findings.append(f"{tenant.name}: proxy probe failing")
         if tenant.ping is not None:
             report.add(
                 f"  Control plane   {tenant.ping.server_version} (cluster "

@@ -502,7 +502,8 @@ SLA_UPTIME = _family(
     "sla",
     "sla_uptime_ratio",
     "gauge",
-    "1 - downtime / observed time, this month.",
+    "1 - downtime / observed time, this month; absent while nothing was observed (no data is "
+    "not 100 %).",
     "tenant",
 )
 SLA_BUDGET_REMAINING = _family(

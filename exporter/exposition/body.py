@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import threading
 from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
@@ -61,6 +62,9 @@ def format_value(value: float) -> str:
     if value.is_integer() and abs(value) < 1e15:
         return f"{int(value)}.0"
     return repr(float(value))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def cap_label_value(value: str) -> str:
@@ -131,7 +135,14 @@ def render_lines(family: Metric, exclude: frozenset[int] = frozenset()) -> tuple
             continue
         seen.add(identity)
         append(f"{series} {format_value(sample.value)}\n")
-    return "".join(lines).encode(), seen
+    text = "".join(lines)
+    try:
+        return text.encode(), seen
+    except UnicodeEncodeError:
+        # A lone surrogate from upstream text: shown as U+FFFD, so the body stays UTF-8 and the
+        # other series are kept; two series that become equal keep one line.
+        fixed = _SURROGATE.sub("\ufffd", text).splitlines(keepends=True)
+        return "".join(dict.fromkeys(fixed)).encode(), seen
 
 
 def render_family(

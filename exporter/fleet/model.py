@@ -109,6 +109,11 @@ class InventoryParse:
     instances: list[Instance]
     skipped: int
     """Records that were not a valid InstanceV1 and were left out."""
+    skipped_examples: tuple[str, ...] = ()
+    """The first SKIPPED_EXAMPLES of them, as `<id or #index>: <field>: <why>` for the log."""
+
+
+SKIPPED_EXAMPLES = 3
 
 
 _Record = Annotated[Instance | Any, Field(union_mode="left_to_right")]
@@ -128,4 +133,29 @@ def parse_inventory(data: bytes | bytearray) -> InventoryParse:
         first = exc.errors(include_url=False, include_input=False)[0]
         raise InventoryParseError(f"not a JSON array of instances: {first['msg']}") from None
     instances = [record for record in records if isinstance(record, Instance)]
-    return InventoryParse(instances, len(records) - len(instances))
+    skipped = len(records) - len(instances)
+    examples: list[str] = []
+    for index, record in enumerate(records):
+        if len(examples) == SKIPPED_EXAMPLES or len(examples) == skipped:
+            break
+        if not isinstance(record, Instance):
+            examples.append(_why_skipped(index, record))
+    return InventoryParse(instances, skipped, tuple(examples))
+
+
+_INSTANCE: TypeAdapter[Instance] = TypeAdapter(Instance)
+
+
+def _why_skipped(index: int, record: Any) -> str:
+    """Which record (its server id when it has one, else its position) and why it is not an
+    instance; capped, since upstream text ends up in a log line."""
+    metadata = record.get("metadata") if isinstance(record, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    label = name[:64] if isinstance(name, str) and name else f"#{index}"
+    try:
+        _INSTANCE.validate_python(record)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "record"
+        return f"{label}: {where}: {first['msg'][:80]}"
+    return f"{label}: not an instance"

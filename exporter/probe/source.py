@@ -13,7 +13,9 @@ import logging
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -24,7 +26,7 @@ from prometheus_client.metrics_core import Metric
 from exporter.core.catalogue import PROBE_LATENCY, PROBE_UNOBSERVED, UNOBSERVED_REASONS
 from exporter.core.clock import Clock, SystemClock
 from exporter.core.errors import SourceError
-from exporter.core.http import error_from_exception, read_capped, tls_context
+from exporter.core.http import IDENTITY, error_from_exception, read_capped, tls_context
 from exporter.core.source import IgnoredFields, Source
 from exporter.core.state import Hub, TenantState
 from exporter.probe.families import TARGET_KEY, cluster_families, probe_families, target_families
@@ -37,6 +39,19 @@ MAX_PING_BYTES = 1024 * 1024
 
 ProbeRecorder = Callable[[str, float, bool], Awaitable[None]]
 """Where each probe result goes (the SLA ledger): tenant, wall time, success."""
+
+
+@dataclass(frozen=True)
+class ProbeFailure:
+    """A failed probe as people read it: when, the error reason and what was seen."""
+
+    at: float
+    reason: str
+    message: str
+
+
+RECENT_FAILURES = 10
+"""Failed probes kept for `check` and the page (the counters keep the totals)."""
 
 
 class _PhaseTimer:
@@ -115,10 +130,14 @@ class PingSource(Source):
         hub.publish(("unobserved", tenant.name), list(self._unobserved.collect()))
         hub.publish(("ignored", self.kind, tenant.name), self.ignored.families())
         self.last_result: ProbeResult | None = None
+        self.recent_failures: deque[ProbeFailure] = deque(maxlen=RECENT_FAILURES)
+        self.unobserved_reason: str | None = None
+        """Set when the last probe gave no evidence for the exporter's own reasons."""
 
     async def refresh(self) -> None:
         result = ProbeResult(started_at=self.clock.now())
         self.last_result = result
+        self.unobserved_reason = None
         start = time.perf_counter()
         timer = _PhaseTimer()
         try:
@@ -129,7 +148,7 @@ class PingSource(Source):
             request = self._client.build_request(
                 "GET",
                 url,
-                headers={"Host": self._host_header, "Accept": "application/json"},
+                headers={"Host": self._host_header, "Accept": "application/json", **IDENTITY},
                 extensions={"trace": timer, "sni_hostname": self.host},
             )
             response = await self._client.send(request, stream=True)
@@ -171,6 +190,7 @@ class PingSource(Source):
             return  # this probe already gave its evidence; a late timeout adds none
         if result is None:
             result = ProbeResult(started_at=self.clock.now())
+        self.recent_failures.append(ProbeFailure(result.started_at, error.reason, error.message))
         if error.reason == "timeout" and result.duration == 0.0:
             result.duration = self.timeout
         await self._publish_probe(result)
@@ -183,6 +203,7 @@ class PingSource(Source):
             return
         if result is not None:
             result.recorded = True  # settled: a later hook must not record it as down
+        self.unobserved_reason = reason
         log.warning(
             "tenant=%s probe unobserved (reason=%s), not counted as downtime: %s",
             self.tenant.name,

@@ -14,7 +14,13 @@ import re
 import httpx
 
 from exporter.core.errors import SourceError
-from exporter.core.http import error_from_exception, get_following, read_capped, tls_context
+from exporter.core.http import (
+    client,
+    error_from_exception,
+    get_following,
+    read_capped,
+    tls_context,
+)
 from exporter.core.source import Source
 from exporter.core.state import Hub, TenantState
 from exporter.probe.families import TARGET_KEY, cluster_families, target_families
@@ -50,12 +56,11 @@ class VersionChannelSource(Source):
         self.tenant = tenant
         host = f"[{config.host}]" if ":" in config.host else config.host
         self.url = f"https://{host}:{config.port}{CHANNEL_PATH}"
-        self._client = httpx.AsyncClient(
-            verify=tls_context(config.ca_file),
-            timeout=self.timeout,
+        self._client = client(
+            tls_context(config.ca_file),
+            self.timeout,
             limits=httpx.Limits(max_keepalive_connections=0),
             follow_redirects=False,
-            trust_env=False,
         )
 
     def needed(self) -> bool:

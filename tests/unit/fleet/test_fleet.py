@@ -372,6 +372,12 @@ def test_broken_records_are_skipped_and_counted() -> None:
     parsed = parse_inventory(json.dumps(records).encode())
     assert [instance.server_id for instance in parsed.instances] == ["good"]
     assert parsed.skipped == 8
+    # The log names the first few: by server id when the record has one, else by position.
+    assert parsed.skipped_examples == (
+        "#1: metadata.name: Input should be a valid string",
+        "#2: metadata.name: String should have at least 1 character",
+        "x: spec.services: Input should be a valid list",
+    )
 
 
 def test_unreadable_last_seen_keeps_the_agent() -> None:
