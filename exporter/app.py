@@ -23,6 +23,8 @@ from exporter.core.source import Source
 from exporter.core.state import Hub
 from exporter.fleet.source import InventorySource
 from exporter.probe.source import PingSource, ProbeRecorder
+from exporter.rollout.agent_report_source import AgentReportSource
+from exporter.rollout.maintenance_config_source import MaintenanceConfigSource
 from exporter.rollout.source import RolloutSource
 from exporter.rollout.version_channel import VersionChannelSource
 from exporter.sla.ledger import Ledger
@@ -52,7 +54,11 @@ def build_sources(hub: Hub, record: ProbeRecorder | None) -> list[Source]:
             sources.append(IdentitySource(hub, tenant))
         if tenant.config.rollout.enabled:
             sources.append(RolloutSource(hub, tenant))
-        if tenant.config.inventory.enabled or tenant.config.rollout.enabled:
+        if tenant.config.uses_tctl:
+            if tenant.config.agent_report.enabled:
+                sources.append(AgentReportSource(hub, tenant))
+            if tenant.config.maintenance_config.enabled:
+                sources.append(MaintenanceConfigSource(hub, tenant))
             sources.append(TctlVersionSource(hub, tenant, tctl_versions))
     if hub.settings.status_page.url:
         sources.append(StatusPageSource(hub, hub.settings.status_page))

@@ -17,6 +17,7 @@ from exporter.exposition.body import Exposition
 if TYPE_CHECKING:
     from exporter.fleet.model import Instance
     from exporter.probe.model import PingInfo
+    from exporter.rollout.maintenance_config_model import UpgradeWindow
     from exporter.rollout.model import Rollout
     from exporter.status_page.model import Summary
 
@@ -34,6 +35,8 @@ class TenantState:
     """Last good parsed `tctl inventory ls` (exporter.fleet.model), None before the first."""
     rollout: Rollout | None = None
     """Last good Managed Updates v2 rollout (exporter.rollout.model), None when none."""
+    upgrade_window: UpgradeWindow | None = None
+    """The agent upgrade window (cluster_maintenance_config), None when unset or unread."""
 
     @property
     def name(self) -> str:
