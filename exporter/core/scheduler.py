@@ -85,20 +85,23 @@ class LoopMonitor:
     def __init__(self, tick: float = STALL_TICK, keep: int = 256) -> None:
         self.tick = tick
         self.stalls: deque[tuple[float, float]] = deque(maxlen=keep)
+        self.asleep_from: float | None = None
 
     def note(self, asleep_from: float, woke: float) -> None:
         if woke - asleep_from - self.tick > STALL_LIMIT:
             self.stalls.append((asleep_from + self.tick, woke))
 
     def stalled(self, start: float, end: float) -> float:
-        """Seconds of stall overlapping [start, end]."""
-        return sum(
-            max(0.0, min(end, s_end) - max(start, s_start)) for s_start, s_end in self.stalls
-        )
+        """Seconds of stall overlapping [start, end], counting one still under way: a failure
+        may be handled (a worker thread's answer) before the monitor wakes to note it."""
+        stalls = list(self.stalls)
+        if self.asleep_from is not None and end - self.asleep_from - self.tick > STALL_LIMIT:
+            stalls.append((self.asleep_from + self.tick, end))
+        return sum(max(0.0, min(end, s_end) - max(start, s_start)) for s_start, s_end in stalls)
 
     async def run(self) -> None:
         while True:
-            before = time.monotonic()
+            self.asleep_from = before = time.monotonic()
             await anyio.sleep(self.tick)
             self.note(before, time.monotonic())
 

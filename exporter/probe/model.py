@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, field_validator
 
+from exporter.probe.client import PHASES
+
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -158,11 +160,7 @@ class ProbeResult:
     started_at: float
     success: bool = False
     duration: float = 0.0
-    phases: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(
-            ("resolve", "connect", "tls", "processing", "transfer"), 0.0
-        )
-    )
+    phases: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
     status_code: int = 0
     cert_not_after: float | None = None
     ping: PingInfo | None = None

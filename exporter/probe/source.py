@@ -1,34 +1,29 @@
 """The proxy probe: `GET https://<proxy>/webapi/ping` on a fresh connection, timed by phase.
 
-Phases follow blackbox_exporter: resolve (our own getaddrinfo, so DNS is timed apart from the
-TCP connect), connect, tls, processing (connection ready to response headers) and transfer
-(headers to last body byte). httpcore's trace hooks give the connect/TLS/response boundaries.
-Keep-alive is off: a reused connection would hide connect and TLS trouble.
+Phases follow blackbox_exporter: resolve, connect, tls, processing (connection ready to the
+first response byte) and transfer (first byte to the end of the body), each taken at the socket
+event by `probe_client` in a worker thread, so the exporter's own work is not counted as the
+tenant's latency. A new connection per probe: a reused one would hide connect and TLS trouble.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
-import ssl
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
-import httpx
 from prometheus_client import Counter, Histogram
 from prometheus_client.metrics_core import Metric
 
 from exporter.core.catalogue import PROBE_LATENCY, PROBE_UNOBSERVED, UNOBSERVED_REASONS
 from exporter.core.clock import Clock, SystemClock
 from exporter.core.errors import SourceError
-from exporter.core.http import IDENTITY, error_from_exception, read_capped, tls_context
+from exporter.core.http import tls_context
 from exporter.core.source import IgnoredFields, Source
 from exporter.core.state import Hub, TenantState
+from exporter.probe.client import Answer, ProbeClient, Trace, error_from_probe
 from exporter.probe.families import TARGET_KEY, cluster_families, probe_families, target_families
 from exporter.probe.model import PingInfo, PingParseError, ProbeResult, parse_ping
 
@@ -36,6 +31,7 @@ log = logging.getLogger(__name__)
 
 PING_PATH = "/webapi/ping"
 MAX_PING_BYTES = 1024 * 1024
+PING_HEADERS = [("Accept", "application/json")]
 
 ProbeRecorder = Callable[[str, float, bool], Awaitable[None]]
 """Where each probe result goes (the SLA ledger): tenant, wall time, success."""
@@ -54,45 +50,12 @@ RECENT_FAILURES = 10
 """Failed probes kept for `check` and the page (the counters keep the totals)."""
 
 
-class _PhaseTimer:
-    """Collects httpcore trace events into phase boundaries (perf_counter seconds)."""
-
-    def __init__(self) -> None:
-        self.marks: dict[str, float] = {}
-        self.cert_not_after: float | None = None
-
-    async def __call__(self, event: str, info: dict[str, Any]) -> None:
-        self.marks.setdefault(event.split(".", 1)[-1], time.perf_counter())
-        if event.endswith("start_tls.complete"):
-            stream = info.get("return_value")
-            ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-            if isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
-                cert = ssl_object.getpeercert()
-                not_after = cert.get("notAfter") if cert else None
-                if isinstance(not_after, str):
-                    self.cert_not_after = float(ssl.cert_time_to_seconds(not_after))
-
-    def span(self, start: str, end: str) -> float:
-        if start in self.marks and end in self.marks:
-            return max(0.0, self.marks[end] - self.marks[start])
-        return 0.0
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _url_host(address: str) -> str:
-    return f"[{address}]" if ":" in address else address
-
-
 class PingSource(Source):
     kind = "ping"
     backoff = False
+    timeout_slack = 0.5
+    """The client stops at `timeout` itself and reports the phases it reached; the slack lets
+    that answer arrive before the runtime cancels the wait (a resolver that hangs)."""
 
     def __init__(
         self,
@@ -107,15 +70,13 @@ class PingSource(Source):
         self.tenant = tenant
         self.record = record
         self.clock = clock or SystemClock()
-        self.host = config.host
-        self.port = config.port
-        self._host_header = self.host if self.port == 443 else f"{_url_host(self.host)}:{self.port}"
-        self._client = httpx.AsyncClient(
-            verify=tls_context(config.ca_file),
-            limits=httpx.Limits(max_keepalive_connections=0),
+        # Built once: loading the CA store is the exporter's work, not the tenant's latency.
+        self._client = ProbeClient(
+            config.host,
+            config.port,
+            tls_context(config.ca_file),
             timeout=config.ping.timeout,
-            follow_redirects=False,
-            trust_env=False,
+            max_bytes=MAX_PING_BYTES,
         )
         self._histogram = _LatencyHistogram(tenant.name)
         self.ignored = IgnoredFields(self.kind, tenant.name)
@@ -138,33 +99,22 @@ class PingSource(Source):
         result = ProbeResult(started_at=self.clock.now())
         self.last_result = result
         self.unobserved_reason = None
-        start = time.perf_counter()
-        timer = _PhaseTimer()
+        trace = Trace()
         try:
-            address = await self._resolve()
-            resolved = time.perf_counter()
-            result.phases["resolve"] = resolved - start
-            url = f"https://{_url_host(address)}:{self.port}{PING_PATH}"
-            request = self._client.build_request(
-                "GET",
-                url,
-                headers={"Host": self._host_header, "Accept": "application/json", **IDENTITY},
-                extensions={"trace": timer, "sni_hostname": self.host},
+            # Abandoned if the runtime gives up first; the client ends itself at `timeout`.
+            answer: Answer = await anyio.to_thread.run_sync(
+                self._client.get, PING_PATH, PING_HEADERS, trace, abandon_on_cancel=True
             )
-            response = await self._client.send(request, stream=True)
-            try:
-                result.status_code = response.status_code
-                body = await read_capped(response, MAX_PING_BYTES)
-                end = time.perf_counter()  # last byte; closing the connection is not the probe's
-                self.response_bytes = len(body)
-            finally:
-                await response.aclose()
         except Exception as exc:
-            self._finish(result, timer, start)
-            if not isinstance(exc, httpx.HTTPError | OSError | SourceError | TimeoutError):
+            _finish(result, trace)
+            error = error_from_probe(exc)
+            if error is None:
                 raise  # a bug of ours, not the proxy's failure: the runtime calls it internal
-            raise error_from_exception(exc) from exc
-        self._finish(result, timer, start, end)
+            raise error from exc
+        _finish(result, trace)
+        result.cert_not_after = answer.cert_not_after
+        body = answer.body
+        self.response_bytes = len(body)
         if result.status_code != 200:
             raise SourceError("http", f"/webapi/ping answered HTTP {result.status_code}")
         try:
@@ -214,34 +164,6 @@ class PingSource(Source):
         self._unobserved.labels(self.tenant.name, reason).inc()
         self.hub.publish(("unobserved", self.tenant.name), list(self._unobserved.collect()))
 
-    def _finish(
-        self, result: ProbeResult, timer: _PhaseTimer, start: float, end: float | None = None
-    ) -> None:
-        end = time.perf_counter() if end is None else end
-        result.duration = end - start
-        ready = (
-            "start_tls.complete" if "start_tls.complete" in timer.marks else "connect_tcp.complete"
-        )
-        result.phases["connect"] = timer.span("connect_tcp.started", "connect_tcp.complete")
-        result.phases["tls"] = timer.span("start_tls.started", "start_tls.complete")
-        result.phases["processing"] = timer.span(ready, "receive_response_headers.complete")
-        if "receive_response_headers.complete" in timer.marks:
-            result.phases["transfer"] = max(
-                0.0, end - timer.marks["receive_response_headers.complete"]
-            )
-        result.cert_not_after = timer.cert_not_after
-
-    async def _resolve(self) -> str:
-        if _is_ip_literal(self.host):
-            return self.host  # nothing to resolve; skip the resolver thread
-        try:
-            infos = await anyio.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise SourceError("connect", f"cannot resolve {self.host!r}: {exc}") from exc
-        if not infos:
-            raise SourceError("connect", f"{self.host!r} resolves to no address")
-        return str(infos[0][4][0])
-
     async def _publish_probe(self, result: ProbeResult) -> None:
         if result.recorded:
             return
@@ -261,8 +183,13 @@ class PingSource(Source):
         if (self.tenant.control_plane_version, self.tenant.target_agent_version) != before:
             self.hub.versions_changed(self.tenant)
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
+
+def _finish(result: ProbeResult, trace: Trace) -> None:
+    """Duration and phases up to the last event reached (the whole probe when it completed)."""
+    if trace.start:
+        result.duration = trace.last() - trace.start
+    result.phases = trace.phases()
+    result.status_code = trace.status
 
 
 class _LatencyHistogram:

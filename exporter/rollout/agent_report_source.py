@@ -63,7 +63,10 @@ class AgentReportSource(Source):
         self.hub = hub
         self.tenant = tenant
         self.report: MergedReport | None = None
-        """The last merged report (for `check` and tests); None without one."""
+        """The published merged report (for `check` and tests); None without one."""
+        self._latest: MergedReport | None = None
+        """The last merged report read, published once (or while) the rollout exists: the
+        rollout source may see the rollout after this source's first refresh."""
         hub.on_versions_changed.append(self._rollout_changed)
 
     @property
@@ -84,7 +87,8 @@ class AgentReportSource(Source):
         except SourceError as exc:
             reason = unavailable_reason(exc)
             if reason is not None:
-                self._publish(None)
+                self._latest = None
+                self._publish()
                 raise SourceUnavailableError(reason, UNAVAILABLE_RECHECK) from None
             raise
         self.response_bytes = len(data)
@@ -99,13 +103,18 @@ class AgentReportSource(Source):
                 self.tenant.name,
                 ", ".join(merged.dropped),
             )
-        self._publish(merged)
+        self._latest = merged
+        self._publish()
 
-    def _publish(self, merged: MergedReport | None) -> None:
-        self.report = merged if self.tenant.rollout is not None else None
-        self.hub.publish(self.key, agent_report_families(self.tenant.name, self.report))
+    def _publish(self) -> None:
+        report = self._latest if self.tenant.rollout is not None else None
+        if report is self.report and report is not None:
+            return
+        self.report = report
+        self.hub.publish(self.key, agent_report_families(self.tenant.name, report))
 
     def _rollout_changed(self, tenant: TenantState) -> None:
-        """Reports are written only while a rollout exists: drop them at once when it goes."""
-        if tenant.name == self.tenant.name and tenant.rollout is None and self.report is not None:
-            self._publish(None)
+        """Reports exist only while a rollout does: the families follow it at once, both
+        ways."""
+        if tenant.name == self.tenant.name:
+            self._publish()

@@ -175,15 +175,15 @@ async def _block_loop(seconds: float) -> None:
 
 
 def _ping_raising(make: Callable[[], BaseException]) -> Callable[[Env], str]:
-    """The probe's HTTP send fails with `make()` (an error of the exporter's own host)."""
+    """The probe's HTTP client fails with `make()` (an error of the exporter's own host)."""
 
     def check(env: Env) -> str:
         run = Run(env)
 
-        async def send(*args: Any, **kwargs: Any) -> Any:
+        def get(*args: Any, **kwargs: Any) -> Any:
             raise make()
 
-        run.ping._client.send = send  # type: ignore[method-assign]
+        run.ping._client.get = get  # type: ignore[method-assign]
         run.refresh(run.ping)
         return f"{_probe_outcome(run)} unobserved={run.unobserved()}"
 
@@ -191,9 +191,7 @@ def _ping_raising(make: Callable[[], BaseException]) -> Callable[[Env], str]:
 
 
 def _emfile() -> BaseException:
-    error = httpx.ConnectError("connect failed")
-    error.__cause__ = OSError(errno.EMFILE, "Too many open files")
-    return error
+    return OSError(errno.EMFILE, "Too many open files")  # as socket() raises it
 
 
 case("ping-out-of-descriptors", "probe", "probe=connect ledger=none unobserved=resources=1")(

@@ -230,3 +230,15 @@ def test_merge_keeps_reports_within_a_minute_of_the_newest() -> None:
     assert merged.used == ("a", "b") and set(merged.dropped) == {"c", "d"}
     assert merge_reports([]) is None
     assert parse_agent_reports(b"[]") == []
+
+
+def test_reports_read_before_the_rollout_appear_with_it(tmp_path: Path) -> None:
+    """The first round runs the sources in any order: reports read while the rollout is not
+    known yet are published as soon as the rollout source sees it, not a minute later."""
+    hub, _ = _setup(tmp_path, _scenario())
+    tenant = hub.tenants["t"]
+    reports, rollout = AgentReportSource(hub, tenant), RolloutSource(hub, tenant)
+    anyio.run(reports.refresh)
+    assert not series(parse_samples(hub.exposition.body().decode()), AGENTS)
+    anyio.run(rollout.refresh)
+    assert series(parse_samples(hub.exposition.body().decode()), AGENTS)

@@ -230,11 +230,92 @@ def test_ping_answers_per_update_group(
     assert body["auto_update"]["agent_version"] == version
 
 
-def test_version_channel_as_teleport_prints_it(
-    sim: SimulatedTenant, with_rollout: httpx.Client
-) -> None:
+def test_version_channel_as_teleport_prints_it(sim: SimulatedTenant) -> None:
+    """Without a rollout: the channel's version and critical flag, no trailing newline."""
+    context = ssl.create_default_context(cafile=str(sim.ca_file))
     channel = f"{sim.url}/v1/webapi/automaticupgrades/channel/default/"
-    assert with_rollout.get(channel + "version").content == b"v18.1.4"  # no trailing newline
-    assert with_rollout.get(channel + "critical").content == b"no"
-    sim.state.apply({"channel_critical": True})
-    assert with_rollout.get(channel + "critical").content == b"yes"
+    with httpx.Client(verify=context, timeout=5) as client:
+        assert client.get(channel + "version").content == b"v18.1.4"
+        assert client.get(channel + "critical").content == b"no"
+        sim.state.apply({"channel_critical": True})
+        try:
+            assert client.get(channel + "critical").content == b"yes"
+        finally:
+            sim.state.apply({"channel_critical": False})
+        other = f"{sim.url}/v1/webapi/automaticupgrades/channel/staging/version"
+        assert client.get(other).status_code == 404  # no such channel without a rollout
+
+
+@pytest.mark.parametrize(
+    ("channel", "version", "critical"),
+    [
+        ("default", b"v18.0.2", b"no"),  # `default` is not listed: the last group, unstarted
+        ("dev", b"v18.1.4", b"yes"),  # done, halt-on-error: still asked
+        ("staging", b"v18.1.4", b"yes"),  # active
+        ("prod", b"v18.0.2", b"no"),  # unstarted
+    ],
+)
+def test_version_channel_answers_per_group_with_a_rollout(
+    sim: SimulatedTenant, with_rollout: httpx.Client, channel: str, version: bytes, critical: bytes
+) -> None:
+    """With a rollout Teleport reads the channel name as an update group."""
+    base = f"{sim.url}/v1/webapi/automaticupgrades/channel/{channel}/"
+    assert with_rollout.get(base + "version").content == version
+    assert with_rollout.get(base + "critical").content == critical
+
+
+def test_fleet_versions_follow_group_states(tmp_path: Path) -> None:
+    """No agent of an unstarted group (membership as Teleport decides it) runs the target; a
+    done group's agents with a working updater have left the start version."""
+    rollout = {"groups": ["dev", "staging", "prod"], "states": ["done", "active", "unstarted"]}
+    scenario = {"inventory": {"size": 400, "seed": 5}, "rollout": rollout}
+    fleet = json.loads(_tctl(tmp_path, scenario, "inventory", "ls", "--format=json"))
+    seen: dict[str, set[str]] = {}
+    for record in fleet:
+        spec = record.get("spec") if isinstance(record, dict) else None
+        if not isinstance(spec, dict) or not isinstance(spec.get("version"), str):
+            continue
+        info = spec.get("UpdaterInfo") or {}
+        named = "default" if spec.get("ext_upgrader") == "unit" else info.get("UpdateGroup", "")
+        group = named if named in rollout["groups"] else "prod"
+        version = spec["version"].removeprefix("v")
+        seen.setdefault(group, set()).add(version)
+        if group == "dev" and info.get("UpdaterStatus") == 1:
+            assert version != "18.0.2"
+    assert "18.1.4" not in seen["prod"] and "18.0.2" in seen["prod"]
+    assert "18.1.4" in seen["dev"] and "18.1.4" in seen["staging"]
+
+
+def test_agent_report_as_teleport_prints_it(tmp_path: Path) -> None:
+    scenario = {
+        "inventory": {"size": 200, "seed": 4},
+        "rollout": {"groups": ["dev", "prod"]},
+        "agent_report": {"auth_servers": [["auth-a", 1.0], ["auth-b", 2.0]]},
+    }
+    text = _tctl(tmp_path, scenario, "get", "autoupdate_agent_report", "--format=json")
+    assert text.startswith('[\n    {\n        "kind": "autoupdate_agent_report",\n')
+    reports = json.loads(text)
+    assert [r["metadata"]["name"] for r in reports] == ["auth-a", "auth-b"]
+    reasons = set()
+    for report in reports:
+        assert set(report["spec"]) <= {"timestamp", "groups", "omitted"}
+        for detail in report["spec"].get("groups", {}).values():
+            for entry in detail["versions"].values():
+                assert type(entry["count"]) is int and entry["count"] > 0  # int32
+        for entry in report["spec"].get("omitted", []):
+            assert isinstance(entry["count"], str) and int(entry["count"]) > 0  # int64
+            reasons.add(entry["reason"])
+    assert "agent has no updater" in reasons
+    assert "managed updates v1 updater does not support agent reports" in reasons
+    no_rollout = _tctl(
+        tmp_path, {"inventory": {"size": 5}}, "get", "autoupdate_agent_report", "--format=json"
+    )
+    assert json.loads(no_rollout) == []
+
+
+def test_maintenance_config_as_tctl_prints_it(tmp_path: Path) -> None:
+    scenario = {"maintenance_config": {"weekdays": ["Mon"], "utc_start_hour": 0}}
+    text = _tctl(tmp_path, scenario, "get", "cluster_maintenance_config", "--format=json")
+    assert text.startswith('[\n  {\n    "kind": "cluster_maintenance_config",')  # 2 spaces
+    (resource,) = json.loads(text)
+    assert resource["spec"] == {"agent_upgrades": {"weekdays": ["Mon"]}}  # hour 0 omitted
