@@ -31,11 +31,11 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import Settings
-from exporter.metrics import PROBE_PHASES as PHASES
+from exporter.core.catalogue import PROBE_PHASES as PHASES
+from exporter.core.state import Hub
+from exporter.probe.source import PingSource
 from exporter.simulator.scenarios import SimState
 from exporter.simulator.server import SimulatedTenant
-from exporter.sources.ping import PingSource
-from exporter.state import Hub
 
 MAX_SECONDS = 300.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
