@@ -2,8 +2,9 @@
 
 Phases follow blackbox_exporter: resolve, connect, tls, processing (connection ready to the
 first response byte) and transfer (first byte to the end of the body), each taken at the socket
-event by `exporter.probe.client` in a worker thread, so the exporter's own work is not counted as the
-tenant's latency. A new connection per probe: a reused one would hide connect and TLS trouble.
+event by `exporter.probe.client` in a worker thread, so the exporter's own work is not counted
+as the tenant's latency. A new connection per probe: a reused one would hide connect and TLS
+trouble.
 """
 
 from __future__ import annotations
