@@ -23,11 +23,11 @@ import anyio
 
 from exporter.app import build_sources, close_sources
 from exporter.config import Settings
-from exporter.runtime import Runtime
+from exporter.core.scheduler import Runtime
+from exporter.core.source import Source
+from exporter.core.state import Hub
 from exporter.simulator.demo import demo_config, start_simulator, tctl_scenario
 from exporter.simulator.fake_tctl import write_fake_tctl
-from exporter.sources.base import Source
-from exporter.state import Hub
 
 CEILING_MB = 50.0
 LOCAL = frozenset({"identity", "tctl_version"})

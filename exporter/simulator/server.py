@@ -23,7 +23,6 @@ import anyio
 import trustme
 import uvicorn
 
-from exporter.server import _Server, bind
 from exporter.simulator.scenarios import (
     SimState,
     channel_answer,
@@ -31,6 +30,7 @@ from exporter.simulator.scenarios import (
     ping_body,
     summary_body,
 )
+from exporter.web.server import _Server, bind
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
