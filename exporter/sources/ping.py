@@ -149,14 +149,16 @@ class PingSource(Source):
         hub.publish(("unobserved", tenant.name), list(self._unobserved.collect()))
         hub.publish(("ignored", self.kind, tenant.name), self.ignored.families())
         self.last_result: ProbeResult | None = None
+        """The probe under way, or the last one."""
+        self.last_completed: ProbeResult | None = None
+        """The last probe that gave evidence (what `check` and the page show)."""
         self.recent_failures: deque[ProbeFailure] = deque(maxlen=RECENT_FAILURES)
         self.unobserved_reason: str | None = None
-        """Set when the last probe gave no evidence for the exporter's own reasons."""
+        """Set when the last finished probe gave no evidence for the exporter's own reasons."""
 
     async def refresh(self) -> None:
         result = ProbeResult(started_at=self.clock.now())
         self.last_result = result
-        self.unobserved_reason = None
         start = time.perf_counter()
         timer = _PhaseTimer()
         try:
@@ -264,6 +266,8 @@ class PingSource(Source):
         if result.recorded:
             return
         result.recorded = True
+        self.last_completed = result
+        self.unobserved_reason = None
         if self.record is not None:
             await self.record(self.tenant.name, result.started_at, result.success)
         self.hub.publish(
