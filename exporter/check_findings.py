@@ -10,17 +10,18 @@ every verdict and every word of it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 from exporter.config import Settings
-from exporter.fleet import AgentView, FleetView, not_updating
+from exporter.fleet import NOT_UPDATING, AgentView, FleetView, not_updating
 from exporter.models.rollout import Rollout, RolloutGroup
 from exporter.runtime import Health
 from exporter.sla import MonthToDate
 from exporter.sources.ping import ProbeFailure, ProbeResult
 from exporter.state import Hub, TenantState
 from exporter.update_groups import Agent, GroupPlan, assess, plan_groups
-from exporter.versions import same_version
+from exporter.versions import major_of, normalise, same_version
 
 EXIT_HEALTHY, EXIT_FINDINGS, EXIT_UNCOLLECTED = 0, 1, 2
 
@@ -47,6 +48,31 @@ class ProbeView:
     """`reason: message` of the failing probe."""
     unobserved_reason: str | None = None
     recent_failures: tuple[ProbeFailure, ...] = ()
+
+
+@dataclass(frozen=True)
+class WindowView:
+    """The agent upgrade window (v1 `unit` and `kube` agents update in it), and the agents of
+    those kinds behind the target that wait for it."""
+
+    weekdays: tuple[int, ...]
+    start_hour: int
+    next_start: float
+    open_now: bool
+    waiting: int | None
+    """unit/kube agents behind the target; None while the target is unknown."""
+    waiting_blocking: int
+    target: str | None
+
+
+@dataclass(frozen=True)
+class ToolsView:
+    """The tsh/tctl version the tenant wants clients to run, against the exporter's tctl."""
+
+    wanted: str
+    tctl: str | None
+    majors_apart: int | None
+    """None when either major is unknown."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +138,10 @@ class TenantView:
     target_version: str | None
     tctl_version: str | None = None
     tctl_compatible: bool | None = None
+    tctl_one_behind: bool = False
+    """Supported, but a major behind the control plane: the next major drops it."""
+    tools: ToolsView | None = None
+    window: WindowView | None = None
     fleet: FleetView | None = None
     enrolment: dict[str, int] = field(default_factory=dict)
     frozen: Frozen | None = None
@@ -245,9 +275,20 @@ def _tenant(observation: Observation, tenant: TenantState) -> TenantView:
                     f"{view.control_plane} (tctl must be on its major or one below)",
                 )
             )
+        elif tctl.compatible and major_of(tctl.version) != major_of(view.control_plane):
+            view.tctl_one_behind = True
+            view.findings.append(
+                Finding(
+                    name,
+                    f"tctl {tctl.version} is one major behind control plane "
+                    f"{view.control_plane}: update it before Cloud's next major upgrade",
+                )
+            )
+    view.tools = _tools(tenant, tctl)
     fleet = observation.fleets.get(name)
     if fleet is not None:
         _fleet(view, fleet)
+    view.window = _window(tenant, fleet, observation.now)
     if tenant.rollout is not None:
         view.rollout = _rollout(view, tenant.rollout, fleet)
         if fleet is not None:
@@ -255,6 +296,51 @@ def _tenant(observation: Observation, tenant: TenantState) -> TenantView:
     if view.sla is not None and view.sla.summary.breached:
         view.findings.append(Finding(name, "SLA breached this month"))
     return view
+
+
+def _tools(tenant: TenantState, tctl: TctlView | None) -> ToolsView | None:
+    ping = tenant.ping
+    wanted = ping.auto_update.tools_version if ping and ping.auto_update else ""
+    if not wanted:
+        return None
+    version = tctl.version if tctl is not None else None
+    tools_major, tctl_major = major_of(wanted), major_of(version)
+    apart = (
+        abs(tools_major - tctl_major)
+        if version is not None and tools_major is not None and tctl_major is not None
+        else None
+    )
+    return ToolsView(normalise(wanted), version, apart)
+
+
+def _window(tenant: TenantState, fleet: FleetView | None, now: float) -> WindowView | None:
+    """The agent upgrade window, and when agents that update in it next get their chance."""
+    window = tenant.upgrade_window
+    if window is None:
+        return None
+    start = window.next_start(datetime.fromtimestamp(now, UTC)).timestamp()
+    waiting: int | None = None
+    blocking = 0
+    target = fleet.target_version if fleet is not None else None
+    if fleet is not None and target is not None:
+        behind = [
+            agent
+            for agent in fleet.agents
+            if agent.upgrader in ("unit", "kube")
+            and agent.updater_status not in NOT_UPDATING
+            and not same_version(agent.version, target)
+        ]
+        waiting = len(behind)
+        blocking = sum(1 for a in behind if a.majors_behind is not None and a.majors_behind >= 1)
+    return WindowView(
+        tuple(sorted(window.weekdays)),
+        window.start_hour,
+        start,
+        start <= now,
+        waiting,
+        blocking,
+        target,
+    )
 
 
 def _probe(observation: Observation, name: str) -> ProbeView:
@@ -327,7 +413,7 @@ def _frozen(fleet: FleetView) -> Frozen | None:
     behind.sort(key=lambda agent: (-(agent.majors_behind or 0), agent.hostname))
     by_status = {
         status: sum(agent.updater_status == status for agent in frozen)
-        for status in ("disabled", "pinned")
+        for status in ("disabled", "pinned", "unreadable")
     }
     return Frozen(frozen, by_status, behind)
 
@@ -346,7 +432,8 @@ def _stuck(view: TenantView, fleet: FleetView, rollout: Rollout) -> list[StuckGr
             by_group.setdefault(verdict.group, []).append(agent)
             expected.setdefault(verdict.group, verdict.version or "?")
     stuck = []
-    for group, agents in by_group.items():
+    order = {name: index for index, name in enumerate(plan.groups)}
+    for group, agents in sorted(by_group.items(), key=lambda item: order.get(item[0], len(order))):
         view.findings.append(
             Finding(
                 view.name,

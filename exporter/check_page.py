@@ -19,6 +19,7 @@ from exporter.check_findings import (
     StatusPageView,
     TenantView,
 )
+from exporter.check_render import window_days
 from exporter.fleet import AgentView, summarise_by_version
 from exporter.sla import MonthToDate
 
@@ -114,7 +115,38 @@ def _tenant(tenant: TenantView, now: float) -> str:
             False: _state("NOT supported", "bad"),
             None: "not judged yet",
         }[tenant.tctl_compatible]
+        if tenant.tctl_one_behind:
+            verdict = (
+                f"{_state('one major behind', 'warn')} still supported; the next control-plane "
+                "major drops it"
+            )
         rows.append(("tctl", f"{escape(tenant.tctl_version)}: {verdict}"))
+    if tenant.tools is not None:
+        tools = tenant.tools
+        note = ""
+        if tools.majors_apart:
+            note = (
+                f"; the exporter's tctl {escape(tools.tctl or '')} is {tools.majors_apart} "
+                "major(s) away from it"
+            )
+        elif tools.majors_apart == 0:
+            note = f"; the exporter's tctl {escape(tools.tctl or '')} matches its major"
+        rows.append(("Client tools wanted", f"tsh/tctl {escape(tools.wanted)}{note}"))
+    if tenant.window is not None:
+        window = tenant.window
+        waiting = (
+            f"; {window.waiting} unit/kube agent(s) behind the target wait for it "
+            f"({window.waiting_blocking} blocking the next upgrade)"
+            if window.waiting
+            else ""
+        )
+        rows.append(
+            (
+                "Agent upgrade window",
+                f"{window_days(window.weekdays)} at {window.start_hour:02d}:00 UTC, next opens "
+                f"{_when(window.next_start)}{' (open now)' if window.open_now else ''}{waiting}",
+            )
+        )
     if fleet is not None:
         skew = ", ".join(f"{escape(k)} {v}" for k, v in fleet.by_skew.items())
         rows.append(("Agents", f"{fleet.total}: {skew}"))

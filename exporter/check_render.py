@@ -98,12 +98,28 @@ def _tenant(tenant: TenantView, now: float) -> list[str]:
             lines.append(
                 f"  tctl            {tenant.tctl_version}: NOT supported by control plane {plane}"
             )
+        elif tenant.tctl_one_behind:
+            lines.append(
+                f"  tctl            {tenant.tctl_version}: one major behind control plane {plane}, "
+                "still supported; the next control-plane major drops it"
+            )
         elif tenant.tctl_compatible:
             lines.append(
                 f"  tctl            {tenant.tctl_version}: supported by control plane {plane}"
             )
         else:
             lines.append(f"  tctl            {tenant.tctl_version}")
+    tools = tenant.tools
+    if tools is not None:
+        line = f"  Client tools    the tenant wants tsh/tctl {tools.wanted}"
+        if tools.majors_apart:
+            line += (
+                f"; the exporter's tctl {tools.tctl} is {tools.majors_apart} major(s) away "
+                "from it: it falls out of support next (update the image's tctl)"
+            )
+        elif tools.majors_apart == 0:
+            line += f"; the exporter's tctl {tools.tctl} matches its major"
+        lines.append(line)
     fleet = tenant.fleet
     if fleet is not None:
         skew = ", ".join(f"{name} {count}" for name, count in fleet.by_skew.items())
@@ -146,6 +162,7 @@ def _tenant(tenant: TenantView, now: float) -> list[str]:
         if fleet.not_updating is not None:
             reasons = ", ".join(f"{reason} {count}" for reason, count in fleet.not_updating.items())
             lines.append(f"  Not updating    {sum(fleet.not_updating.values())}: {reasons}")
+    lines += window_lines(tenant)
     rollout = tenant.rollout
     if rollout is not None:
         lines.append(
@@ -170,6 +187,33 @@ def _tenant(tenant: TenantView, now: float) -> list[str]:
             )
             lines += agent_table(stuck.agents)
     lines.append(_sla_line(tenant.sla, now))
+    return lines
+
+
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def window_days(weekdays: tuple[int, ...]) -> str:
+    if len(weekdays) == 7:
+        return "every day"
+    return ", ".join(WEEKDAY_NAMES[day] for day in weekdays)
+
+
+def window_lines(tenant: TenantView) -> list[str]:
+    window = tenant.window
+    if window is None:
+        return []
+    opened = " (open now)" if window.open_now else ""
+    lines = [
+        f"  Upgrade window  {window_days(window.weekdays)} at {window.start_hour:02d}:00 UTC for "
+        f"v1 unit and kube agents; next opens {when(window.next_start)}{opened}"
+    ]
+    if window.waiting:
+        lines.append(
+            f"  Next chance     {window.waiting} unit/kube agent(s) behind the target "
+            f"{window.target} ({window.waiting_blocking} of them blocking the next upgrade) next "
+            f"get a chance to update at {when(window.next_start)}"
+        )
     return lines
 
 
