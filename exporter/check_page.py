@@ -164,13 +164,15 @@ def _tenant(tenant: TenantView, now: float) -> str:
     else:
         rows.append(("Agents", "no inventory yet"))
     out.append(_facts(rows, "At a glance"))
+    # Short sections first, so an outage's reason and the month's downtime are on the first
+    # screen; the agent tables, which can be long, follow.
+    out.append(_probe(tenant.probe))
+    out.append(_sla(tenant.sla, now))
     if fleet is not None and fleet.upgrade_blocked:
         out.append(f"<h3>Agents that block the next upgrade ({len(fleet.blocking_agents)})</h3>")
         out.append(_agents(fleet.blocking_agents, "blocking"))
     out.append(_not_updating(tenant))
     out.append(_rollout(tenant))
-    out.append(_probe(tenant.probe))
-    out.append(_sla(tenant.sla, now))
     out.append(_sources(tenant.sources, now))
     out.append("</section>")
     return "\n".join(part for part in out if part)

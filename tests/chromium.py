@@ -162,16 +162,40 @@ class Browser:
         )
         return list(value)
 
-    def screenshot(self, path: Path, *, greyscale: bool = False) -> None:
-        """A full-page PNG; `greyscale` renders it as a person without colour vision sees it."""
+    def screenshot(
+        self,
+        path: Path,
+        *,
+        greyscale: bool = False,
+        selector: str | None = None,
+        max_height: int = 1600,
+    ) -> None:
+        """A PNG of the element `selector` (default the whole page), at most `max_height` CSS
+        pixels tall; `greyscale` renders it as a person without colour vision sees it."""
         self.call(
             "Emulation.setEmulatedVisionDeficiency",
             {"type": "achromatopsia" if greyscale else "none"},
             session=True,
         )
+        box = self.evaluate(
+            "(() => { const e = %s; const r = e.getBoundingClientRect();"
+            " return [r.left + scrollX, r.top + scrollY, r.width, r.height]; })()"
+            % (f"document.querySelector({json.dumps(selector)})" if selector else "document.body")
+        )
+        x, y, width, height = (float(v) for v in box)
         result = self.call(
             "Page.captureScreenshot",
-            {"format": "png", "captureBeyondViewport": True},
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {
+                    "x": max(0.0, x - 8),
+                    "y": max(0.0, y - 8),
+                    "width": width + 16,
+                    "height": min(height + 16, max_height),
+                    "scale": 1,
+                },
+            },
             session=True,
         )
         path.write_bytes(base64.b64decode(result["data"]))
