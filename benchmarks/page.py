@@ -17,15 +17,15 @@ import statistics
 import time
 
 from benchmarks.fixtures import CONTROL_PLANE, NOW, tctl_output
-from exporter.check_findings import Observation, assess_all
-from exporter.check_page import render_page
+from exporter.check.findings import Observation, assess_all
+from exporter.check.page import render_page
 from exporter.config import Settings, TenantConfig
-from exporter.fleet import derive_fleet
-from exporter.models.inventory import parse_inventory
-from exporter.models.rollout import parse_rollout
+from exporter.core.state import Hub
+from exporter.fleet.derive import derive_fleet
+from exporter.fleet.model import parse_inventory
+from exporter.rollout.groups import plan_groups
+from exporter.rollout.model import parse_rollout
 from exporter.simulator.fleetgen import generate_rollout
-from exporter.state import Hub
-from exporter.update_groups import plan_groups
 
 
 def observation(agents: int) -> Observation:

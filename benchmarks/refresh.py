@@ -1,6 +1,6 @@
 """Inventory refresh cost: CPU time of parse + derive + families + render + compress, and the
 resident memory of a process holding that fleet's exposition after a second refresh, with and
-without handing freed memory back (gc + malloc_trim, exporter.memtrim).
+without handing freed memory back (gc + malloc_trim, exporter.exposition.memtrim).
 
 Targets (design): at 10,000 agents under 300 ms of CPU and under 100 MB RSS; at 100,000 agents
 under 3 s of CPU and under 500 MB RSS.
@@ -17,7 +17,7 @@ import sys
 import time
 
 from benchmarks.fixtures import refresh, rss_mb, tctl_output
-from exporter.exposition import Exposition
+from exporter.exposition.body import Exposition
 
 
 def cpu_per_refresh(agents: int, rounds: int) -> list[float]:
@@ -36,7 +36,7 @@ def cpu_per_refresh(agents: int, rounds: int) -> list[float]:
 def resident(agents: int, trim: bool) -> None:
     """Runs in a fresh process: RSS after two refreshes (the second replaces the first, as
     every later refresh does), the input dropped, the exposition held."""
-    from exporter import memtrim
+    from exporter.exposition import memtrim
 
     if not trim:
         memtrim.release = lambda: False
