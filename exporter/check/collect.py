@@ -7,8 +7,8 @@ control plane no longer supports, a major status-page incident, the SLA breached
 exporter could not see: a source other than the probe could not be collected, or the probe
 failed for the exporter's own reasons.
 
-Collection lives here; the verdicts are `exporter.check_findings` (shared with the page at `/`,
-which observes the running exporter instead, `observe_running`), the text `exporter.check_render`.
+Collection lives here; the verdicts are `exporter.check.findings` (shared with the page at `/`,
+which observes the running exporter instead, `check.observe`), the text `exporter.check.render`.
 """
 
 from __future__ import annotations

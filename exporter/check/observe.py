@@ -1,4 +1,4 @@
-"""What the assessment reads (exporter.check_findings), taken from a set of sources: the ones
+"""What the assessment reads (exporter.check.findings), taken from a set of sources: the ones
 `check` collected once, or the running exporter's for the page at `/`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The text report of `check`, from the shared assessment (exporter.check_findings).
+"""The text report of `check`, from the shared assessment (exporter.check.findings).
 
 Agent lists are summarised by version first (version, majors behind, count, upgrader kinds),
 then the first hosts are named: a fleet of thousands stays readable.
