@@ -37,8 +37,6 @@ RECV_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 100 * 1024
 """The status line and headers together, as httpcore bounds them."""
 
-PHASES = ("resolve", "connect", "tls", "processing", "transfer")
-
 
 @dataclass
 class Trace:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 import trustme
 
+from exporter.core.catalogue import PROBE_PHASES
 from exporter.core.errors import SourceError
 from exporter.probe.client import (
     Answer,
@@ -142,6 +143,7 @@ def test_server_delay_lands_in_processing_only(ca: trustme.CA) -> None:
     _, answer, trace = probe(ca, head("200 OK", "Content-Length: 2") + b"{}", delay=0.3)
     assert isinstance(answer, Answer)
     phases = trace.phases()
+    assert tuple(phases) == PROBE_PHASES
     assert phases["processing"] >= 0.3
     assert all(phases[p] < 0.3 for p in ("resolve", "connect", "tls", "transfer"))
     total = trace.last() - trace.start
