@@ -30,6 +30,7 @@ from exporter.gzipparts import (
     GZIP_HEADER,
     Part,
     Run,
+    RunTree,
     append,
     combine,
     deflate_part,
@@ -209,8 +210,11 @@ class Snapshot:
 
 
 class _Group:
-    """One family name: its headers and its parts, in the order their keys first published,
-    with what the snapshot needs of them combined once per change of the group."""
+    """One family name: its headers and its parts, in the order their keys first published.
+
+    Each key holds a slot: its part's bytes in `raw` and `deflated` (what the bodies list) and
+    its run in a CRC tree, so replacing one key's part re-combines O(log keys) runs. A key that
+    leaves empties its slot; the slots are compacted once most of them are empty."""
 
     __slots__ = (
         "deflated",
@@ -221,7 +225,10 @@ class _Group:
         "owners",
         "parts",
         "raw",
+        "slots",
+        "stale",
         "text_run",
+        "tree",
     )
 
     def __init__(self, first: Rendered) -> None:
@@ -229,17 +236,32 @@ class _Group:
         self.kind = first.kind
         self.headers = _headers(first)
         self.parts: dict[Hashable, Rendered] = {}
+        self.slots: dict[Hashable, int] = {}
         self.raw: list[bytes] = []
         self.deflated: list[bytes] = []
+        self.tree = RunTree()
         self.text_run: Run = EMPTY_RUN
         self.om_run: Run = EMPTY_RUN
+        self.stale = True
+        """The header-and-parts runs are combined again at the next snapshot."""
         self.owners: dict[int, Hashable] = {}
         """Series hash -> the key that exports it (the first to publish it)."""
 
     def put(self, key: Hashable, item: Rendered) -> Rendered | None:
         """Set `key`'s part; the series it no longer has are free for other keys."""
         old = self.parts.get(key)
-        self.parts[key] = item  # a replaced key keeps its place in the family
+        self.parts[key] = item
+        part = item.part
+        slot = self.slots.get(key)
+        if slot is None:  # a new key goes last; a replaced one keeps its place
+            self.slots[key] = self.tree.append(part)
+            self.raw.append(part.raw)
+            self.deflated.append(part.deflated)
+        else:
+            self.tree.set(slot, part)
+            self.raw[slot] = part.raw
+            self.deflated[slot] = part.deflated
+        self.stale = True
         owners = self.owners
         if old is not None:
             for series in old.series - item.series:
@@ -251,20 +273,37 @@ class _Group:
 
     def drop(self, key: Hashable) -> Rendered | None:
         old = self.parts.pop(key, None)
-        if old is not None:
-            owners = self.owners
-            for series in old.series:
-                if owners.get(series) == key:
-                    del owners[series]
+        if old is None:
+            return None
+        owners = self.owners
+        for series in old.series:
+            if owners.get(series) == key:
+                del owners[series]
+        slot = self.slots.pop(key)
+        self.tree.set(slot, EMPTY_RUN)
+        self.raw[slot] = self.deflated[slot] = b""
+        self.stale = True
+        if len(self.raw) > 8 and len(self.slots) < len(self.raw) // 2:
+            self._compact()
         return old
 
-    def recombine(self) -> None:
-        parts = [r.part for r in self.parts.values() if r.part.size]
-        self.raw = [p.raw for p in parts]
-        self.deflated = [p.deflated for p in parts]
-        samples = combine(parts)
-        self.text_run = append(self.headers[0], samples)
-        self.om_run = append(self.headers[1], samples)
+    def _compact(self) -> None:
+        order = sorted(self.slots, key=self.slots.__getitem__)
+        self.slots = {key: slot for slot, key in enumerate(order)}
+        parts = [self.parts[key].part for key in order]
+        self.raw = [part.raw for part in parts]
+        self.deflated = [part.deflated for part in parts]
+        self.tree.rebuild(list(parts))
+
+    def runs(self) -> tuple[Run, Run]:
+        """(text, OpenMetrics) runs of the header and the parts, combined again only when a
+        part changed since."""
+        if self.stale:
+            samples = self.tree.run
+            self.text_run = append(self.headers[0], samples)
+            self.om_run = append(self.headers[1], samples)
+            self.stale = False
+        return self.text_run, self.om_run
 
 
 def _gzip_body(runs: list[Run], deflated: list[bytes], tail: bytes = b"") -> Body:
@@ -282,19 +321,26 @@ class Exposition:
     """The current /metrics body, in both formats and both encodings, from keyed family sets.
 
     `update()` renders and compresses in the caller's thread (sources with large family sets
-    call it from a worker thread), then swaps parts and a new snapshot in under a short lock that
-    only publishers take. `snapshot()` is what a scrape reads: an immutable object, no lock.
+    call it from a worker thread), then swaps parts in under a short lock that only publishers
+    and the first reader after a change take. The snapshot is assembled on that first read, not
+    on every publish: an exporter at rest publishes ten times a second (probes, their health,
+    SLA ticks) and is scraped every 15-60 s, so chunk lists and the whole-body CRC are built
+    once per scrape at most. Assembling costs no rendering, joining or compression: a list of
+    the parts already made and one CRC combination per family. `snapshot()` returns an
+    immutable object; reading an unchanged one takes no lock.
     """
 
     def __init__(self) -> None:
         self._keys: dict[Hashable, list[str]] = {}
         self._groups: dict[str, _Group] = {}
         self._lock = threading.Lock()
+        self._generation = 0
         self._snapshot = self._build(0)
 
     @property
     def generation(self) -> int:
-        return self._snapshot.generation
+        """Counts the publishes that changed the body."""
+        return self._generation
 
     def update(self, key: Hashable, families: Iterable[Metric]) -> None:
         """Replace the families owned by `key`: render outside the lock, swap inside it."""
@@ -315,8 +361,8 @@ class Exposition:
                 if taken:  # rare: another key already exports some of these series
                     rendered[name] = render_family(by_name[name], taken)
             freed, changed = self._replace(key, rendered)
-            if changed:  # most republishes change nothing: no new snapshot then
-                self._snapshot = self._build(self._snapshot.generation + 1)
+            if changed:  # most republishes change nothing: the snapshot stays then
+                self._generation += 1
         if freed >= _RELEASE_AFTER:
             memtrim.release()
 
@@ -325,7 +371,7 @@ class Exposition:
             if key not in self._keys:
                 return
             freed, _ = self._replace(key, None)
-            self._snapshot = self._build(self._snapshot.generation + 1)
+            self._generation += 1
         if freed >= _RELEASE_AFTER:
             memtrim.release()
 
@@ -345,9 +391,8 @@ class Exposition:
 
     def _replace(self, key: Hashable, rendered: dict[str, Rendered] | None) -> tuple[int, bool]:
         """Swap the parts of `key`; returns the size of the parts dropped and whether anything
-        changed. A group is recombined only when its part changed (an unchanged family comes
-        back from `render_family` as the very object it replaces): a family spanning 300
-        sources is not recombined for each of them."""
+        changed. An unchanged family comes back from `render_family` as the very object it
+        replaces and is left alone."""
         freed = 0
         changed = False
         new_names = list(rendered) if rendered else []
@@ -361,8 +406,6 @@ class Exposition:
             changed = True
             if not group.parts:
                 del self._groups[name]
-            else:
-                group.recombine()
         if rendered is None:
             self._keys.pop(key, None)
             return freed, changed
@@ -375,17 +418,19 @@ class Exposition:
             old = target.put(key, item)
             if old is not None:
                 freed += old.part.size + len(old.part.deflated)
-            target.recombine()
             changed = True
         self._keys[key] = new_names
         return freed, changed
 
     def _build(self, generation: int) -> Snapshot:
+        groups = list(self._groups.values())
         text_raw: list[bytes] = []
         om_raw: list[bytes] = []
         text_z: list[bytes] = []
         om_z: list[bytes] = []
-        for group in self._groups.values():
+        text_runs: list[Run] = []
+        om_runs: list[Run] = []
+        for group in groups:
             text_head, om_head = group.headers
             text_raw.append(text_head.raw)
             text_raw += group.raw
@@ -395,9 +440,11 @@ class Exposition:
             text_z += group.deflated
             om_z.append(om_head.deflated)
             om_z += group.deflated
+            text_run, om_run = group.runs()
+            text_runs.append(text_run)
+            om_runs.append(om_run)
         om_raw.append(_EOF.raw)
-        text_runs = [g.text_run for g in self._groups.values()]
-        om_runs = [*(g.om_run for g in self._groups.values()), _EOF_RUN]
+        om_runs.append(_EOF_RUN)
         return Snapshot(
             text=_identity_body(text_raw),
             text_gzip=_gzip_body(text_runs, text_z),
@@ -407,11 +454,18 @@ class Exposition:
         )
 
     def snapshot(self) -> Snapshot:
-        return self._snapshot
+        """The body as of the last change; assembled here if a publish changed it since."""
+        snapshot = self._snapshot
+        if snapshot.generation == self._generation:
+            return snapshot
+        with self._lock:
+            if self._snapshot.generation != self._generation:
+                self._snapshot = self._build(self._generation)
+            return self._snapshot
 
     def body(self, openmetrics: bool = False, gzipped: bool = False) -> bytes:
         """The whole body in one piece (tests and tools; the server writes the chunks)."""
-        return self._snapshot.body(openmetrics, gzipped).join()
+        return self.snapshot().body(openmetrics, gzipped).join()
 
 
 def _merged(first: Metric, second: Metric) -> Metric:
