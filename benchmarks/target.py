@@ -45,8 +45,8 @@ class Fleets:
         self.probe = 0.0
         self.changes = 0
 
-    def fleet_families(self, tenant: str, view: FleetView) -> list[Metric]:
-        return fleet_families(tenant, view, per_agent=True)
+    def fleet_families(self, tenant: str, view: FleetView, samples: bool = False) -> list[Metric]:
+        return fleet_families(tenant, view, per_agent=True, samples=samples)
 
     def probe_families(self, tenant: str) -> list[Metric]:
         return [m.PROBE_DURATION.single([tenant], self.probe)]
@@ -65,7 +65,7 @@ class PerScrape(Collector):
 
     def collect(self) -> Iterator[Metric]:
         for tenant, view in self.fleets.views:
-            yield from self.fleets.fleet_families(tenant, view)
+            yield from self.fleets.fleet_families(tenant, view, samples=True)
         for tenant, _ in self.fleets.views:
             yield from self.fleets.probe_families(tenant)
 

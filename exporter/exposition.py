@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
@@ -45,6 +45,7 @@ _HASH_CHARS = 8
 _EOF = deflate_part(b"# EOF\n")
 _EOF_RUN = combine((_EOF,))
 _KEEP_SAMPLES = 4096
+_ENCODE_BATCH = 8192
 _RELEASE_AFTER = 16 << 20
 """Bytes of replaced parts after which freed memory is handed back to the system."""
 
@@ -102,36 +103,200 @@ class Rendered:
 def render_lines(family: Metric, exclude: frozenset[int] = frozenset()) -> tuple[bytes, set[int]]:
     """Sample lines of one family; `_created` samples are left out (they carry no information
     for cached gauges and double the size of counters). A series seen before in this family (or
-    listed in `exclude`) is dropped: capping label values may make two series equal."""
+    listed in `exclude`) is dropped: capping label values may make two series equal.
+
+    Hot path at 100,000 agents (300,000 lines): samples with the label names of the previous
+    one are filled into a format template, checked for anything to escape or cap at once on
+    the whole series rather than per value, and lines are encoded a batch at a time, so no
+    single join of tens of megabytes holds the GIL against a scrape."""
+    chunks: list[bytes] = []
     lines: list[str] = []
     append = lines.append
     seen: set[int] = set()
     label_cache: dict[tuple[tuple[str, str], ...], str] = {}
+    formatted: dict[float, str] = {}
+    template_for: tuple[str, tuple[str, ...]] | None = None
+    template = ""
+    quotes = 0
+    overhead = 0
     for sample in family.samples:
         name = sample.name
         if name.endswith("_created"):
             continue
         labels = sample.labels
         if labels:
-            key = tuple(labels.items())
-            rendered = label_cache.get(key)
-            if rendered is None:
-                rendered = (
-                    "{"
-                    + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items())
-                    + "}"
+            names = tuple(labels)
+            if template_for != (name, names):
+                template_for = (name, names)
+                template = name + "{" + ",".join(f'{k}="%s"' for k in names) + "}"
+                quotes = 2 * len(names)
+                overhead = len(template) - 2 * len(names)
+            candidate = template % tuple(labels.values())
+            plain = (
+                "\\" not in candidate
+                and "\n" not in candidate
+                and candidate.count('"') == quotes
+                and (
+                    len(candidate) - overhead <= MAX_LABEL_VALUE
+                    or max(map(len, labels.values())) <= MAX_LABEL_VALUE
                 )
-                if len(label_cache) < 64:  # repeated label sets are only common in small families
-                    label_cache[key] = rendered
-            series = name + rendered
+            )
+            series = candidate if plain else name + _rendered_labels(labels, label_cache)
         else:
             series = name
         identity = hash(series)
         if identity in seen or identity in exclude:
             continue
         seen.add(identity)
-        append(f"{series} {format_value(sample.value)}\n")
-    return "".join(lines).encode(), seen
+        value = sample.value
+        text = formatted.get(value)
+        if text is None:
+            text = format_value(value)
+            if len(formatted) < 256:
+                formatted[value] = text
+        append(f"{series} {text}\n")
+        if len(lines) >= _ENCODE_BATCH:
+            chunks.append("".join(lines).encode())
+            lines.clear()
+    if lines:
+        chunks.append("".join(lines).encode())
+    return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), seen
+
+
+class PreRendered(Metric):
+    """A gauge family whose sample lines were written when it was built (`rendered_gauge`):
+    for hot paths with one series per agent, where building a prometheus_client sample per
+    series and rendering it again would cost several times the lines themselves. It has no
+    `samples`; the exposition takes its `lines` (and the hashes of their series) as they are."""
+
+    def __init__(self, name: str, documentation: str, lines: bytes, series: frozenset[int]) -> None:
+        super().__init__(name, documentation, "gauge")
+        self.lines = lines
+        self.series = series
+
+
+def rendered_gauge(
+    name: str,
+    documentation: str,
+    label_names: tuple[str, ...],
+    rows: Iterable[tuple[tuple[str, ...], float]],
+    constant: tuple[str, ...] = (),
+) -> PreRendered:
+    """A gauge family of `rows` (label values in `label_names` order after the `constant`
+    values every row shares, and a value), rendered now as `render_lines` renders samples:
+    values escaped and capped, a repeated series dropped."""
+    fixed = ",".join(
+        f'{k}="{escape_label_value(v)}"' for k, v in zip(label_names, constant, strict=False)
+    )
+    varying = label_names[len(constant) :]
+    fields = [fixed.replace("%", "%%")] if fixed else []
+    fields += [f'{k}="%s"' for k in varying]
+    template = name + "{" + ",".join(fields) + "}"
+    empty = template % (("",) * len(varying))
+    marks = tuple(empty.count(c) for c in _ESCAPED)
+
+    def slow(values: tuple[str, ...]) -> str:
+        labels = dict(zip(label_names, (*constant, *values), strict=True))
+        return name + _rendered_labels(labels, {})
+
+    chunks: list[bytes] = []
+    seen: set[int] = set()
+    formatted: dict[float, str] = {}
+    batch: list[tuple[tuple[str, ...], float]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) < _ENCODE_BATCH:
+            continue
+        chunks.append(_rendered_batch(batch, template, empty, marks, slow, seen, formatted))
+        batch = []
+    if batch:
+        chunks.append(_rendered_batch(batch, template, empty, marks, slow, seen, formatted))
+    return PreRendered(name, documentation, b"".join(chunks), frozenset(seen))
+
+
+_ESCAPED = ('"', "\\", "\n")
+"""What a label value may hold that needs escaping (capping aside)."""
+
+
+def _rendered_batch(
+    batch: list[tuple[tuple[str, ...], float]],
+    template: str,
+    empty: str,
+    marks: tuple[int, ...],
+    slow: Callable[[tuple[str, ...]], str],
+    seen: set[int],
+    formatted: dict[float, str],
+) -> bytes:
+    """Lines of `batch`, filled into `template` and checked for characters to escape once
+    per batch (escaping only ever adds quotes, backslashes or newlines, so equal counts mean
+    none was needed); a batch that has some is rendered again row by row, escaping."""
+    lines: list[str] = []
+    append = lines.append
+    added: list[int] = []
+    room = MAX_LABEL_VALUE + len(empty)
+    for escaping in (False, True):
+        escaped: list[str] = []  # rows rendered by `slow`: their marks are counted apart
+        plain = 0
+        for values, value in batch:
+            series = template % values
+            fast = not escaping and (
+                len(series) <= room or max(map(len, values)) <= MAX_LABEL_VALUE
+            )
+            if not fast:
+                series = slow(values)
+            identity = hash(series)
+            if identity in seen:
+                continue
+            seen.add(identity)
+            added.append(identity)
+            if fast:
+                plain += 1
+            else:
+                escaped.append(series)
+            text = formatted.get(value)
+            if text is None:
+                text = format_value(value)
+                if len(formatted) < 256:
+                    formatted[value] = text
+            append(f"{series} {text}\n")
+        joined = "".join(lines)
+        if escaping:
+            return joined.encode()
+        slow_marks = "".join(escaped)
+        if all(
+            joined.count(mark)
+            == count * plain + slow_marks.count(mark) + (mark == "\n") * len(lines)
+            for mark, count in zip(_ESCAPED, marks, strict=True)
+        ):
+            return joined.encode()
+        seen.difference_update(added)
+        lines.clear()
+        added.clear()
+    raise AssertionError("unreachable")
+
+
+def _without(lines: bytes, exclude: frozenset[int]) -> tuple[bytes, set[int]]:
+    """Pre-rendered `lines` less the series in `exclude` (rare: another key exports them)."""
+    kept: list[bytes] = []
+    seen: set[int] = set()
+    for line in lines.splitlines(keepends=True):
+        identity = hash(line.rsplit(b" ", 1)[0].decode())
+        if identity not in exclude:
+            kept.append(line)
+            seen.add(identity)
+    return b"".join(kept), seen
+
+
+def _rendered_labels(labels: dict[str, str], cache: dict[tuple[tuple[str, str], ...], str]) -> str:
+    """`{k="v",...}` with every value escaped and capped (repeated label sets are only common
+    in small families: the cache stays small)."""
+    key = tuple(labels.items())
+    rendered = cache.get(key)
+    if rendered is None:
+        rendered = "{" + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items()) + "}"
+        if len(cache) < 64:
+            cache[key] = rendered
+    return rendered
 
 
 def render_family(
@@ -140,10 +305,14 @@ def render_family(
     """Render and deflate; an unchanged family reuses `previous` (no compression, no CRC):
     sources republish all their families, most of them unchanged."""
     same_help = previous is not None and previous.help == family.documentation
-    if same_help and not exclude and previous and previous.samples == family.samples:
-        return previous
-    raw, seen = render_lines(family, exclude)
-    kept = family.samples if len(family.samples) <= _KEEP_SAMPLES and not exclude else None
+    if isinstance(family, PreRendered):
+        raw, seen = _without(family.lines, exclude) if exclude else (family.lines, family.series)
+        kept = None
+    else:
+        if same_help and not exclude and previous and previous.samples == family.samples:
+            return previous
+        raw, seen = render_lines(family, exclude)
+        kept = family.samples if len(family.samples) <= _KEEP_SAMPLES and not exclude else None
     if same_help and previous and previous.part.raw == raw:
         part = previous.part
     else:
@@ -469,6 +638,12 @@ class Exposition:
 
 
 def _merged(first: Metric, second: Metric) -> Metric:
+    if isinstance(first, PreRendered) and isinstance(second, PreRendered):
+        lines, series = _without(second.lines, first.series)
+        return PreRendered(
+            first.name, first.documentation, first.lines + lines, first.series | series
+        )
+    assert not isinstance(first, PreRendered) and not isinstance(second, PreRendered)
     merged = Metric(first.name, first.documentation, first.type)
     merged.samples = [*first.samples, *second.samples]
     return merged
