@@ -8,7 +8,10 @@
 
 It prints `port N`, then answers commands on stdin, one a line: `change` changes the body as a
 probe result does (for `ours`: a publish, timed; the peer changes the value it will report;
-the floor has nothing to change), `stats` prints RSS and CPU seconds, `quit` ends it.
+the floor has nothing to change), `stats` prints RSS and CPU seconds, `quit` ends it. For
+`ours`, `refresh` starts a whole inventory refresh of the first tenant in a worker thread, as
+the inventory source runs it (parse tctl's output, derive, render, compress, publish), and
+`refreshed` waits for it and prints its CPU seconds.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Fleets:
     """`tenants` fleets of `agents` each, derived once, and a probe value that changes."""
 
     def __init__(self, tenants: int, agents: int) -> None:
+        self.agents = agents
         data = tctl_output(agents)
         view = derive(data)
         del data
@@ -132,6 +136,24 @@ def serve_floor(fleets: Fleets) -> int:
     return port[0]
 
 
+class Refresh:
+    """One inventory refresh of the first tenant in a worker thread; its own CPU time."""
+
+    def __init__(self, fleets: Fleets, exposition: Exposition) -> None:
+        holder = [tctl_output(fleets.agents)]  # generated before the refresh starts
+        tenant = fleets.views[0][0]
+        self.cpu = 0.0
+
+        def run() -> None:
+            started = time.thread_time()
+            view = derive(holder.pop())
+            exposition.update(("fleet", tenant), fleets.fleet_families(tenant, view))
+            self.cpu = time.thread_time() - started
+
+        self.thread = threading.Thread(target=run, name="refresh", daemon=True)
+        self.thread.start()
+
+
 def cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
@@ -161,6 +183,12 @@ def main() -> None:
             if exposition is not None:
                 exposition.update(("probe", tenant), fleets.probe_families(tenant))
             print(f"ok {time.perf_counter() - start:.6f}", flush=True)
+        elif command == "refresh" and exposition is not None:
+            refresh = Refresh(fleets, exposition)
+            print("ok", flush=True)
+        elif command == "refreshed":
+            refresh.thread.join(600)
+            print(f"ok {refresh.cpu:.6f}", flush=True)
         elif command == "stats":
             print(f"stats {rss_mb():.1f} {cpu_seconds():.3f}", flush=True)
         elif command == "quit":
