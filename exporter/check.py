@@ -25,14 +25,14 @@ from exporter.config import Settings
 from exporter.errors import SourceError
 from exporter.fleet import AgentView, FleetView, derive_fleet, not_updating, summarise_by_version
 from exporter.ledger import Ledger, LedgerError
-from exporter.models.rollout import Rollout
+from exporter.models.rollout import Rollout, RolloutGroup
 from exporter.runtime import Runtime
 from exporter.sla import month_bounds, summarize
 from exporter.sources.base import Source
 from exporter.sources.ping import PingSource
 from exporter.sources.tctl_version import TctlVersionSource
 from exporter.state import Hub, TenantState
-from exporter.update_groups import plan_groups
+from exporter.update_groups import Agent, GroupPlan, assess, plan_groups
 from exporter.versions import same_version
 
 BLOCKING_SHOWN = 20
@@ -168,26 +168,55 @@ def _not_updating_section(report: Report, tenant: TenantState, view: FleetView) 
 
 
 def _stuck_section(report: Report, tenant: TenantState, view: FleetView, rollout: Rollout) -> None:
-    """Per update group, the agents not on the group's version of the moment."""
+    """Per update group, the agents Teleport is asking to update that are not on the group's
+    version (membership and the ask as Teleport decides them, exporter.update_groups)."""
     plan = plan_groups(rollout)
     if plan is None:
         return
-    versions = plan.versions
     by_group: dict[str, list[AgentView]] = {}
+    expected: dict[str, str] = {}
     for agent in view.agents:
-        if plan.is_stuck(agent.server_id, agent.update_group, agent.version):
-            by_group.setdefault(agent.update_group, []).append(agent)
-    for group in versions:  # the rollout's order
-        agents = by_group.get(group)
-        if not agents:
-            continue
+        verdict = assess(_rules_agent(agent), plan)
+        if verdict.stuck and verdict.group is not None:
+            by_group.setdefault(verdict.group, []).append(agent)
+            expected.setdefault(verdict.group, verdict.version or "?")
+    for group, agents in by_group.items():
         report.findings.append(
-            f"{tenant.name}: {len(agents)} agent(s) of update group {group} are not on its "
-            f"version {versions[group]}"
+            f"{tenant.name}: {len(agents)} agent(s) of update group {group} are asked to update "
+            f"and are not on its version {expected[group]}"
         )
-        report.add(f"  Stuck in {group}: {len(agents)} agent(s) not on {versions[group]}:")
+        report.add(
+            f"  Stuck in {group}: {len(agents)} agent(s) asked to update, not on {expected[group]}:"
+        )
         agents.sort(key=lambda agent: (-(agent.majors_behind or 0), agent.hostname))
         _agent_table(report, agents)
+
+
+def _rules_agent(agent: AgentView) -> Agent:
+    return Agent(
+        agent.server_id,
+        agent.update_group,
+        agent.updater_id,
+        agent.version,
+        agent.upgrader,
+        agent.updater_status,
+    )
+
+
+def _waiting_line(plan: GroupPlan, group: RolloutGroup, strategy: str) -> str:
+    """Why a group's agents are or are not being asked to update now."""
+    rule = plan.groups.get(group.name)
+    if rule is None:
+        return ""
+    if rule.asked:
+        return "asked to update now"
+    if group.state == "unstarted":
+        return "not started yet: its agents wait"
+    if group.state == "done" and strategy == "time-based":
+        return "outside its window: laggards wait for the next one"
+    if group.state == "canary":
+        return "canaries only"
+    return "not asked"
 
 
 def _tctl_section(report: Report, tenant: TenantState, source: TctlVersionSource) -> None:
@@ -206,18 +235,35 @@ def _tctl_section(report: Report, tenant: TenantState, source: TctlVersionSource
         report.add(f"  tctl            {source.version}")
 
 
-def _rollout_section(report: Report, tenant: TenantState, rollout: Rollout) -> None:
+def _rollout_section(
+    report: Report, tenant: TenantState, rollout: Rollout, view: FleetView | None
+) -> None:
     spec = rollout.spec
     report.add(
         f"  Rollout         {spec.start_version} -> {spec.target_version}, mode "
         f"{spec.autoupdate_mode}, strategy {spec.strategy}, schedule {spec.schedule}"
     )
-    plan = plan_groups(rollout)
-    versions = plan.versions if plan is not None else {}
-    for group in rollout.status.groups:
+    if spec.autoupdate_mode in ("disabled", "suspended"):
         report.add(
-            f"    {group.name:<20} {group.state:<12} runs {versions.get(group.name, '?'):<16} "
-            f"{group.up_to_date_count}/{group.present_count} up to date"
+            f"    updates {spec.autoupdate_mode}: Teleport asks no agent to update, so none "
+            "is counted as stuck"
+        )
+    plan = plan_groups(rollout)
+    if plan is not None and spec.schedule == "immediate":
+        report.add(
+            f"    immediate schedule: every agent should run {plan.target or '?'} now (no groups)"
+        )
+    versions = plan.versions if plan is not None else {}
+    tallies = view.groups.groups if view is not None and view.groups is not None else {}
+    for index, group in enumerate(rollout.status.groups):
+        catch_all = " (catch-all)" if index == len(rollout.status.groups) - 1 else ""
+        tally = tallies.get(group.name)
+        members = f", {tally.members} agent(s) by the inventory" if tally is not None else ""
+        why = _waiting_line(plan, group, spec.strategy) if plan is not None else ""
+        report.add(
+            f"    {group.name + catch_all:<20} {group.state:<12} runs "
+            f"{versions.get(group.name, '?'):<16} {group.up_to_date_count}/"
+            f"{group.present_count} up to date{members}; {why}"
         )
         if group.state == "rolledback":
             report.findings.append(f"{tenant.name}: rollout group {group.name} rolled back")
@@ -238,7 +284,8 @@ def _sla_section(report: Report, settings: Settings, tenant: TenantState, now: f
         ledger.close()
     report.add(
         f"  SLA month       downtime {summary.downtime:g} s of {summary.budget:g} s budget "
-        f"({summary.budget_remaining_ratio:.1%} left), uptime {summary.uptime_ratio:.4%}, "
+        f"({summary.budget_remaining_ratio:.1%} left), uptime "
+        f"{'not measured' if summary.uptime_ratio is None else f'{summary.uptime_ratio:.4%}'}, "
         f"observed {summary.observed / max(1.0, now - start):.0%} of the month so far"
     )
     if summary.breached:
@@ -254,10 +301,13 @@ def build_report(
 ) -> Report:
     report = Report()
     report.add(f"teleport-cloud-exporter check, {_when(now)}")
-    for (kind, target), error in results.items():
-        if error is not None:
-            report.failures.append(f"{kind} {target}: {error.reason}: {error.message}")
     probes = {s.target: s for s in sources if isinstance(s, PingSource)}
+    for (kind, target), error in results.items():
+        if error is None:
+            continue
+        if kind == "ping" and probes[target].unobserved_reason is None:
+            continue  # the tenant's proxy failed: a finding about the tenant, reported below
+        report.failures.append(f"{kind} {target}: {error.reason}: {error.message}")
     tctls = {s.target: s for s in sources if isinstance(s, TctlVersionSource)}
     for tenant in hub.tenants.values():
         report.add()
@@ -273,12 +323,16 @@ def build_report(
                 f"  Proxy probe     OK in {probe.duration * 1000:.0f} ms (HTTP "
                 f"{probe.status_code}){expiry}"
             )
+        elif probes[tenant.name].unobserved_reason is None:
+            error = results.get(("ping", tenant.name))
+            why = f": {error.reason}: {error.message}" if error is not None else ""
+            report.add(f"  Proxy probe     FAILING{why}")
+            report.findings.append(f"{tenant.name}: proxy probe failing{why}")
         else:
             report.add(
-                "  Proxy probe     FAILING"
-                + (f" (HTTP {probe.status_code})" if probe and probe.status_code else "")
+                f"  Proxy probe     not observed: {probes[tenant.name].unobserved_reason} "
+                "(the exporter's own trouble, see Could not collect)"
             )
-            report.findings.append(f"{tenant.name}: proxy probe failing")
         if tenant.ping is not None:
             report.add(
                 f"  Control plane   {tenant.ping.server_version} (cluster "
@@ -296,8 +350,11 @@ def build_report(
                 plan_groups(tenant.rollout),
             )
             _fleet_section(report, tenant, view)
+        if view is not None and view.not_updating is not None:
+            reasons = ", ".join(f"{reason} {count}" for reason, count in view.not_updating.items())
+            report.add(f"  Not updating    {sum(view.not_updating.values())}: {reasons}")
         if tenant.rollout is not None:
-            _rollout_section(report, tenant, tenant.rollout)
+            _rollout_section(report, tenant, tenant.rollout, view)
             if view is not None:
                 _stuck_section(report, tenant, view, tenant.rollout)
         _sla_section(report, settings, tenant, now)

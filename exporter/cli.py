@@ -38,6 +38,13 @@ Flags win over the environment, which wins over the file.
 """
 
 
+DEMO_WITH_CONFIG = (
+    "--config: --demo builds its own configuration for the simulated tenant; to run your "
+    "configuration against the simulator, start `teleport-cloud-exporter simulate --workdir DIR` "
+    "and edit the DIR/config.yaml it writes"
+)
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration file")
     parser.add_argument(
@@ -73,7 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo",
         action="store_true",
-        help="watch a built-in simulated tenant (no configuration, no network)",
+        help="watch a built-in simulated tenant (no configuration, no network); honours "
+        "--web.listen-address and --web.config.file, refuses --config",
+    )
+    serve.add_argument(
+        "--version", action="version", version=f"teleport-cloud-exporter {__version__}"
     )
     serve.add_argument(
         "--web.listen-address",
@@ -111,13 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", default="127.0.0.1:0", metavar="ADDR", help="address (127.0.0.1:0)"
     )
     simulate.add_argument(
-        "--scenario", default="demo", help="healthy, skewed, outage, maintenance or demo"
+        "--scenario",
+        default="demo",
+        help="healthy, skewed, outage, maintenance or demo; switchable later through "
+        "/_sim/state (demo)",
     )
     simulate.add_argument(
         "--agents", type=int, default=250, help="fleet size printed by the fake tctl"
     )
     simulate.add_argument(
-        "--workdir", type=Path, help="where to write the CA, fake tctl and config"
+        "--workdir",
+        type=Path,
+        help="where to write the CA, fake tctl and config, kept after exit (default: a "
+        "temporary directory, removed on exit)",
     )
 
     sla = commands.add_parser("sla", help="SLA evidence from the ledger")
@@ -129,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         "uptime and the list of down intervals, from the ledger under state_dir.",
     )
     _add_common(report)
+    report.add_argument(
+        "--demo", action="store_true", help="report a simulated month of the demo tenant"
+    )
     report.add_argument("--month", metavar="YYYY-MM", help="the month (default: the current one)")
     report.add_argument("--format", choices=("text", "json"), default="text")
     report.add_argument(
@@ -141,8 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
         "replicas: a minute is down only when every replica that observed it saw it down",
     )
 
-    docs = commands.add_parser("docs", help="print the metric catalogue as Markdown")
-    docs.add_argument("what", choices=("metrics",))
+    docs = commands.add_parser(
+        "docs", help="print a generated page part: the metric catalogue or the alerts by severity"
+    )
+    docs.add_argument("what", choices=("metrics", "alerts"))
 
     mixin = commands.add_parser(
         "mixin",
@@ -174,11 +196,12 @@ def _load(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(_normalise_argv(list(sys.argv[1:] if argv is None else argv)))
+    parser = build_parser()
+    args = parser.parse_args(_normalise_argv(list(sys.argv[1:] if argv is None else argv)))
     if args.command == "docs":
-        from exporter.docs import metrics_markdown
+        from exporter.docs import alerts_markdown, metrics_markdown
 
-        sys.stdout.write(metrics_markdown())
+        sys.stdout.write(metrics_markdown() if args.what == "metrics" else alerts_markdown())
         return EXIT_OK
     if args.command == "mixin":
         from exporter.mixin import main_mixin
@@ -187,6 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "simulate":
         setup_logging()
         from exporter.simulator.demo import run_simulator
+        from exporter.simulator.scenarios import SCENARIOS
+
+        if args.scenario not in SCENARIOS:
+            parser.error(
+                f"simulate --scenario: unknown scenario {args.scenario!r} "
+                f"(choose from {', '.join(SCENARIOS)})"
+            )
 
         return run_simulator(args.listen, args.scenario, args.agents, args.workdir)
     setup_logging(args.log_level, args.log_format)
@@ -195,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "check":
             if args.demo:
+                if args.config:
+                    raise ConfigError(DEMO_WITH_CONFIG)
                 from exporter.simulator.demo import demo_check
 
                 return demo_check()
@@ -202,6 +234,14 @@ def main(argv: list[str] | None = None) -> int:
             from exporter.check import run_check
 
             return run_check(settings)
+        if args.demo:
+            if args.config or args.ledger:
+                raise ConfigError(
+                    "--demo reports a simulated ledger: leave out --config and --ledger"
+                )
+            from exporter.simulator.demo import demo_sla_report
+
+            return demo_sla_report(args.month, args.format, sys.stdout)
         from exporter.sla_report import main_report
 
         configured = _load(args) if args.config or not args.ledger else None
@@ -220,9 +260,11 @@ def _serve(args: argparse.Namespace) -> int:
     from exporter.webconfig import load_web_config
 
     if args.demo:
+        if args.config:
+            raise ConfigError(DEMO_WITH_CONFIG)
         from exporter.simulator.demo import run_demo
 
-        return run_demo(args.listen_address or DEFAULT_LISTEN_ADDRESS)
+        return run_demo(args.listen_address or DEFAULT_LISTEN_ADDRESS, args.web_config)
     settings = _load(args, listen_address=args.listen_address)
     web = load_web_config(args.web_config) if args.web_config else None
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
@@ -62,6 +63,9 @@ def format_value(value: float) -> str:
     if value.is_integer() and abs(value) < 1e15:
         return f"{int(value)}.0"
     return repr(float(value))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def cap_label_value(value: str) -> str:
@@ -156,11 +160,33 @@ def render_lines(family: Metric, exclude: frozenset[int] = frozenset()) -> tuple
                 formatted[value] = text
         append(f"{series} {text}\n")
         if len(lines) >= _ENCODE_BATCH:
-            chunks.append("".join(lines).encode())
+            chunks.append(_encoded("".join(lines)))
             lines.clear()
     if lines:
-        chunks.append("".join(lines).encode())
-    return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), seen
+        chunks.append(_encoded("".join(lines)))
+    return _joined(chunks), seen
+
+
+def _encoded(text: str) -> bytes:
+    """UTF-8 of rendered lines. A lone surrogate from upstream text is written as U+FFFD, so
+    the body stays UTF-8 and the other series are kept (`_joined` then drops repeated lines)."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text).encode() + _REPLACED
+
+
+_REPLACED = b"\x00"
+"""Marks a chunk in which a surrogate was replaced (never in rendered text otherwise)."""
+
+
+def _joined(chunks: list[bytes]) -> bytes:
+    """The chunks as one part; where surrogates were replaced, two series that became equal
+    keep one line."""
+    if not any(chunk.endswith(_REPLACED) for chunk in chunks):
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    lines = b"".join(chunk.removesuffix(_REPLACED) for chunk in chunks).splitlines(keepends=True)
+    return b"".join(dict.fromkeys(lines))
 
 
 class PreRendered(Metric):
@@ -211,7 +237,7 @@ def rendered_gauge(
         batch = []
     if batch:
         chunks.append(_rendered_batch(batch, template, empty, marks, slow, seen, formatted))
-    return PreRendered(name, documentation, b"".join(chunks), frozenset(seen))
+    return PreRendered(name, documentation, _joined(chunks), frozenset(seen))
 
 
 _ESCAPED = ('"', "\\", "\n")
@@ -261,14 +287,14 @@ def _rendered_batch(
             append(f"{series} {text}\n")
         joined = "".join(lines)
         if escaping:
-            return joined.encode()
+            return _encoded(joined)
         slow_marks = "".join(escaped)
         if all(
             joined.count(mark)
             == count * plain + slow_marks.count(mark) + (mark == "\n") * len(lines)
             for mark, count in zip(_ESCAPED, marks, strict=True)
         ):
-            return joined.encode()
+            return _encoded(joined)
         seen.difference_update(added)
         lines.clear()
         added.clear()

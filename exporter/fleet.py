@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from exporter.models.inventory import Instance, updater_status_name
-from exporter.update_groups import GroupPlan, stuck_by_group
+from exporter.update_groups import (
+    Agent,
+    Assessment,
+    GroupPlan,
+    assess_fleet,
+    not_updating_counts,
+    teleport_counts,
+)
 from exporter.versions import Version, normalise, parse
 
 Skew = Literal["current", "one_major_behind", "unsupported_old", "unsupported_newer", "unknown"]
@@ -35,8 +42,8 @@ CONTROL_PLANE_SERVICES = frozenset({"Auth", "Proxy"})
 NO_UPGRADER = "none"
 UPDATER_STATUSES = ("ok", "disabled", "pinned", "unreadable", "unspecified")
 """Every updater status, `unspecified` for agents that report none (v1 `unit`, older agents)."""
-NOT_UPDATING = frozenset({"disabled", "pinned"})
-"""Updater statuses of agents that have an upgrader yet will never update by themselves."""
+NOT_UPDATING = frozenset({"disabled", "pinned", "unreadable"})
+"""Updater statuses of agents that have an upgrader yet will not update by themselves."""
 MAX_LABEL_LENGTH = 128
 """Upstream strings become label values; a cap keeps one odd record from bloating the body."""
 
@@ -61,6 +68,8 @@ class AgentView(NamedTuple):
     majors_behind: int | None
     """Control-plane major minus the agent's; negative when newer; None when either is unknown."""
     last_seen: float | None
+    updater_id: str = ""
+    """The updater's id as reported (`UpdateUUID`); canaries are named by it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +92,17 @@ class FleetView:
     target_version: str | None
     excluded_control_plane: int
     """Teleport-managed Auth/Proxy instances left out."""
-    stuck_by_group: dict[str, int] | None = None
-    """Per Managed Updates v2 group, agents not on the group's version of the moment; None
-    without a rollout."""
+    not_updating: dict[str, int] | None = None
+    """Agents that will not update by themselves, by reason (exporter.update_groups)."""
+    groups: Assessment | None = None
+    """Per Managed Updates v2 group: members, asked and stuck agents; None without a rollout."""
+    teleport_counts: dict[str, tuple[int, int]] | None = None
+    """Per rollout group, (present, up to date) as Teleport itself counts them."""
+
+    @property
+    def stuck_by_group(self) -> dict[str, int] | None:
+        """Per group, agents Teleport asks to update that are not on the group's version."""
+        return self.groups.stuck if self.groups is not None else None
 
     @property
     def total(self) -> int:
@@ -157,6 +174,7 @@ def derive_fleet(
     by_skew: dict[Skew, int] = dict.fromkeys(SKEWS, 0)
     outdated = 0
     agents: list[AgentView] = []
+    members: list[Agent] = []
     cap = MAX_LABEL_LENGTH
 
     for server_id, instance in chosen.items():
@@ -199,6 +217,16 @@ def derive_fleet(
             status = statuses.get(raw_status) or statuses.setdefault(
                 raw_status, updater_status_name(raw_status)
             )
+        members.append(
+            Agent(
+                server_id,
+                info.update_group if info is not None else "",
+                info.update_uuid if info is not None else "",
+                version,
+                upgrader,
+                status,
+            )
+        )
         status_key = (upgrader, status)
         by_updater_status[status_key] = by_updater_status.get(status_key, 0) + 1
         agents.append(
@@ -214,6 +242,7 @@ def derive_fleet(
                 skew,
                 behind,
                 instance.last_seen_timestamp,
+                info.update_uuid[:cap] if info is not None else "",
             )
         )
 
@@ -227,11 +256,8 @@ def derive_fleet(
     for upgrader in {upgrader for upgrader, _ in by_updater_status}:
         for status in UPDATER_STATUSES:
             by_updater_status.setdefault((upgrader, status), 0)
-    stuck = (
-        stuck_by_group(((a.server_id, a.update_group, a.version) for a in agents), groups)
-        if groups is not None
-        else None
-    )
+    assessment = assess_fleet(members, groups) if groups is not None else None
+    counted = teleport_counts(members, groups) if groups is not None else None
 
     blocking = sorted(
         (agent for agent in agents if agent.majors_behind is not None and agent.majors_behind >= 1),
@@ -250,7 +276,9 @@ def derive_fleet(
         control_plane_major=cp_major,
         target_version=target,
         excluded_control_plane=excluded,
-        stuck_by_group=stuck,
+        not_updating=not_updating_counts(members),
+        groups=assessment,
+        teleport_counts=counted,
     )
 
 
@@ -281,5 +309,6 @@ def summarise_by_version(agents: Iterable[AgentView]) -> list[VersionSummary]:
 
 
 def not_updating(agents: Iterable[AgentView]) -> list[AgentView]:
-    """Agents whose updater is disabled or pinned: enrolled on paper, yet never updating."""
+    """Agents whose updater is disabled, pinned or unreadable: enrolled on paper, yet never
+    updating by themselves (agents with no upgrader are reported as not enrolled)."""
     return [agent for agent in agents if agent.updater_status in NOT_UPDATING]

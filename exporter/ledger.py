@@ -17,16 +17,25 @@ one transaction with the version bump, so an interrupted migration leaves the ol
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
+import stat
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from exporter.sla import MinuteRecord, minute_floor, month_bounds, shift_month
 
+log = logging.getLogger(__name__)
+
 DB_NAME = "ledger.sqlite3"
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+"""The ledger is the evidence of a credit claim: only the exporter's user may read or change it.
+SQLite gives its -wal and -shm files the database file's mode."""
 KEEP_MONTHS = 13
 """Whole months kept before the current one: a year back plus one, for last year's same month."""
 
@@ -82,6 +91,7 @@ class Ledger:
                 raise LedgerError(f"no SLA ledger at {str(path)!r}")
         else:
             _prepare_dir(state_dir)
+            _prepare_file(path)
         try:
             if readonly:
                 db = sqlite3.connect(
@@ -130,6 +140,23 @@ class Ledger:
                 _UPSERT, (tenant, minute_floor(at), 0 if success else 1, int(maintenance))
             )
 
+    def import_minutes(self, tenant: str, records: Iterable[MinuteRecord]) -> None:
+        """Write whole minutes at once, in one transaction, replacing what was there (the
+        simulator's history and tests; the exporter records probe by probe)."""
+        rows = [(tenant, r.minute_start, r.probes, r.failed, int(r.maintenance)) for r in records]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO minutes (tenant, minute, probes, failed, maintenance)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def minutes(self, tenant: str, start: float, end: float) -> list[MinuteRecord]:
         """The tenant's minutes starting in [start, end), in time order."""
         with self._lock:
@@ -169,7 +196,7 @@ class Ledger:
 
 def _prepare_dir(state_dir: Path) -> None:
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     except OSError as exc:
         raise LedgerError(
             f"state_dir {str(state_dir)!r}: cannot create the directory: {exc.strerror or exc}"
@@ -184,9 +211,45 @@ def _prepare_dir(state_dir: Path) -> None:
         raise LedgerError(
             f"state_dir {str(state_dir)!r}: cannot write there: {exc.strerror or exc}"
         ) from exc
+    _warn_if_foreign(state_dir, "state_dir")
     db = state_dir / DB_NAME
     if db.exists() and not os.access(db, os.R_OK | os.W_OK):
         raise LedgerError(f"SLA ledger {str(db)!r}: not readable and writable")
+
+
+def _prepare_file(path: Path) -> None:
+    """Create the database file 0600 (or tighten ours to it); refuse a symlink at the ledger's
+    path or its journals', which would let whoever placed it redirect the evidence."""
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        if candidate.is_symlink():
+            raise LedgerError(f"SLA ledger {str(candidate)!r} is a symbolic link; refusing it")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    except OSError as exc:
+        raise LedgerError(f"SLA ledger {str(path)!r}: cannot open: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise LedgerError(f"SLA ledger {str(path)!r}: not a regular file")
+        if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & ~FILE_MODE:
+            os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    _warn_if_foreign(path, "SLA ledger")
+
+
+def _warn_if_foreign(path: Path, what: str) -> None:
+    """A warning when another user owns `path`: that user can rewrite the ledger."""
+    owner = path.stat().st_uid
+    if owner != os.geteuid():
+        log.warning(
+            "%s %r is owned by uid %d, not by the exporter's uid %d: that user can change the "
+            "SLA evidence",
+            what,
+            str(path),
+            owner,
+            os.geteuid(),
+        )
 
 
 def _check_version(db: sqlite3.Connection, path: Path, *, readonly: bool) -> int:

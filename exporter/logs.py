@@ -10,10 +10,28 @@ import time
 LEVELS = ("debug", "info", "warn", "error")
 
 
+# Bidirectional overrides and isolates: they reorder what a terminal shows after them.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(c: str) -> str:
+    if c in _ESCAPES:
+        return _ESCAPES[c]
+    if c < " " or "\x7f" <= c <= "\x9f" or c in _BIDI or "\ud800" <= c <= "\udfff":
+        return f"\\u{ord(c):04x}"
+    return c
+
+
 def _logfmt_value(value: str) -> str:
-    if value and not any(c in value for c in ' "=\\\n'):
+    """A logfmt value: quoted when it needs to be, with every control character (C0, DEL, C1),
+    bidirectional override and lone surrogate escaped, so upstream text (tctl's stderr, a
+    server's error) can neither forge a log line nor send escape sequences to a terminal."""
+    if value and all(" " < c < "\x7f" and c not in '"=\\' for c in value):
         return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return '"' + "".join(_escape_char(c) for c in value) + '"'
 
 
 class _Formatter(logging.Formatter):
@@ -76,3 +94,9 @@ def setup_logging(level: str = "info", fmt: str = "logfmt") -> None:
     )
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # uvicorn's lifecycle lines (process started, startup complete, ...) repeat for every
+    # server in the process (the demo runs two) and say less than our own "listening on":
+    # its warnings and errors stay, its info lines only at debug.
+    logging.getLogger("uvicorn.error").setLevel(
+        logging.DEBUG if level == "debug" else logging.WARNING
+    )

@@ -46,6 +46,7 @@ INCIDENT_IMPACTS = ("none", "minor", "major", "critical")
 MAINTENANCE_STATES = ("scheduled", "in_progress", "verifying")
 BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 UPDATER_STATUSES = ("ok", "disabled", "pinned", "unreadable", "unspecified")
+NOT_UPDATING_REASONS = ("no_upgrader", "disabled", "pinned", "unreadable")
 UNOBSERVED_REASONS = ("loop_lag", "resources", "internal")
 
 
@@ -294,6 +295,15 @@ AGENTS_OUTDATED = _family(
     "Customer agents whose version differs from the tenant's target agent version.",
     "tenant",
 )
+AGENTS_NOT_UPDATING = _family(
+    "fleet",
+    "agents_not_updating",
+    "gauge",
+    "Customer agents that will not update by themselves, by reason: no_upgrader, disabled, "
+    "pinned, unreadable (updater status). Never counted as stuck in a rollout group.",
+    "tenant",
+    "reason",
+)
 UPGRADE_BLOCKED = _family(
     "fleet",
     "control_plane_upgrade_blocked",
@@ -377,8 +387,9 @@ ROLLOUT_GROUP_VERSION = _family(
     "rollout",
     "autoupdate_group_version_info",
     "gauge",
-    "Version the group's agents should run now: the start version while unstarted or rolled "
-    "back, the target version once active or done; always 1.",
+    "Version the group's agents should run now (Teleport's rule): the start version while "
+    "unstarted, rolled back or canary (canaries excepted), the target once active or done, the "
+    "target for every group while the mode is disabled; always 1.",
     "tenant",
     "group",
     "version",
@@ -387,8 +398,10 @@ ROLLOUT_GROUP_STUCK = _family(
     "rollout",
     "autoupdate_group_agents_stuck",
     "gauge",
-    "Agents of the group (by the inventory's UpdateGroup) whose version differs from the group's "
-    "version of the moment.",
+    "Agents Teleport is asking to update right now that are not on their group's version. "
+    "Membership as Teleport decides it (an empty or unlisted group is the last group); none "
+    "while the mode is disabled or suspended, in an unstarted group, or in a time-based done "
+    "group outside its window; agents that cannot update are in agents_not_updating instead.",
     "tenant",
     "group",
 )
@@ -489,7 +502,8 @@ SLA_UPTIME = _family(
     "sla",
     "sla_uptime_ratio",
     "gauge",
-    "1 - downtime / observed time, this month.",
+    "1 - downtime / observed time, this month; absent while nothing was observed (no data is "
+    "not 100 %).",
     "tenant",
 )
 SLA_BUDGET_REMAINING = _family(

@@ -278,7 +278,7 @@ its configuration: edit the configuration (or the mixin), not this file.
 Load together with recording.yml: the alerts read its per-tenant series, in which exporter
 replicas are folded and `instance`/`pod` are gone, so each alert fires once per tenant.
 Severity `critical` pages someone, `warning` opens a ticket, `info` is for a low-noise channel.
-`summary` is static, `description` templated, `runbook_url` points at the README's runbook.
+`summary` is static, `description` templated, `runbook_url` points at the runbook (docs/runbook.md).
 Every alert has a firing and a non-firing unit test in tests/rules/ (`promtool test rules`)."""
 
 RECORDING_HEADER = """\

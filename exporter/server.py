@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import ssl
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
@@ -18,10 +17,11 @@ import uvicorn
 
 from exporter import __version__
 from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Body, Exposition
-from exporter.webconfig import CLIENT_AUTH, TLS_VERSIONS, BasicAuth, WebConfig
+from exporter.webconfig import BasicAuth, WebConfig
 from exporter.webguard import (
     KEEP_ALIVE_TIMEOUT,
     MAX_CONNECTIONS,
+    GuardedProtocol,
     WebCounters,
     guarded_protocol,
 )
@@ -40,6 +40,10 @@ INDEX = """<!doctype html>
 <ul><li><a href="metrics">metrics</a></li><li><a href="healthz">healthz</a></li>
 <li><a href="readyz">readyz</a></li></ul></body></html>
 """
+
+
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+"""Served without basic auth (still over TLS when it is on)."""
 
 
 def wants_openmetrics(accept: str) -> bool:
@@ -80,13 +84,16 @@ class App:
         if scope["type"] != "http":
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if self.auth is not None and not await self._authorized(scope, headers, send):
+        path = scope["path"]
+        head = scope["method"] == "HEAD"
+        probe = path in HEALTH_PATHS and scope["method"] in ("GET", "HEAD")
+        # Health probes answer without a login (a kubelet cannot send one) and say nothing but
+        # ok/ready; everything else, the metrics and the page, needs it.
+        if self.auth is not None and not probe and not await self._authorized(scope, headers, send):
             return
         if scope["method"] not in ("GET", "HEAD"):
             await _respond(send, 405, b"Method Not Allowed\n", "text/plain; charset=utf-8")
             return
-        path = scope["path"]
-        head = scope["method"] == "HEAD"
         if path == "/metrics":
             openmetrics = wants_openmetrics(headers.get("accept", ""))
             gzipped = wants_gzip(headers.get("accept-encoding", ""))
@@ -170,6 +177,12 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        protocol = self.config.http_protocol_class
+        if isinstance(protocol, type) and issubclass(protocol, GuardedProtocol):
+            protocol.abort_handshakes()
+        await super().shutdown(sockets)
+
 
 def bind(address: str) -> socket.socket:
     """Bind the listening socket up front so a busy port is a clear start-up error."""
@@ -197,15 +210,10 @@ def build_server(
 ) -> uvicorn.Server:
     """uvicorn over `app` with TLS from the web config and the connection limits of
     exporter.webguard (`limits` overrides them: max_connections, header_timeout)."""
-    kwargs: dict[str, Any] = {}
     tls = web.tls_server_config if web else None
-    if tls is not None:
-        kwargs.update(
-            ssl_certfile=str(tls.cert_file),
-            ssl_keyfile=str(tls.key_file),
-            ssl_cert_reqs=CLIENT_AUTH[tls.client_auth_type],
-            ssl_ca_certs=str(tls.client_ca_file) if tls.client_ca_file else None,
-        )
+    # TLS is not given to uvicorn: the protocol does the handshake itself, so that a connection
+    # is counted and capped from accept and its handshake has a deadline (exporter.webguard).
+    context = tls.server_context() if tls is not None else None
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -213,12 +221,9 @@ def build_server(
         lifespan="on",
         timeout_graceful_shutdown=int(timeout_graceful),
         server_header=False,
-        http=guarded_protocol(app.counters, **limits),
+        http=guarded_protocol(app.counters, context, **limits),
         timeout_keep_alive=int(KEEP_ALIVE_TIMEOUT),
         backlog=MAX_CONNECTIONS,
-        **kwargs,
     )
     config.load()
-    if tls is not None and isinstance(config.ssl, ssl.SSLContext):
-        config.ssl.minimum_version = TLS_VERSIONS[tls.min_version]
     return _Server(config)

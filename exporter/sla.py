@@ -87,7 +87,8 @@ class SlaSummary:
     """Down seconds that fell inside a maintenance (excluded from downtime only if configured)."""
     observed: int
     """Seconds of the period with at least one probe."""
-    uptime_ratio: float
+    uptime_ratio: float | None
+    """1 - downtime / observed; None while nothing was observed (no data is not 100 %)."""
     budget_remaining_ratio: float
     burn_rates: dict[str, float] = field(default_factory=dict)
     breached: bool = False
@@ -200,8 +201,7 @@ def summarize(
     rates. Every record of the month counts, also one after `now` left by a clock that stepped
     back: it was observed.
 
-    uptime_ratio is 1 when nothing was observed (nothing was seen down); `observed` tells the two
-    cases apart.
+    uptime_ratio is None while nothing was observed: no evidence is not 100 % uptime.
     """
     start, end = month_bounds(now)
     records = list(minutes)
@@ -221,7 +221,7 @@ def summarize(
     budget = error_budget_seconds(objective, start, end)
     downtime = down * MINUTE
     observed_seconds = observed * MINUTE
-    uptime = 1.0 - downtime / observed_seconds if observed_seconds else 1.0
+    uptime = 1.0 - downtime / observed_seconds if observed_seconds else None
     # Burn windows look at 3 days at most: scan the month once, then only that tail per window.
     current = minute_floor(now)
     recent = [m for m in records if current - LONGEST_WINDOW < m.minute_start <= current]

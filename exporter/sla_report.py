@@ -170,7 +170,12 @@ def format_text(report: dict[str, Any]) -> str:
             f"  Observed      {_seconds(t['observed_seconds'])}, "
             f"{percent(t['coverage_ratio'], 2)} of the "
             f"{'month' if report['complete'] else 'month so far'}",
-            f"  Uptime        {percent(t['uptime_ratio'])} of observed time",
+            "  Uptime        "
+            + (
+                "not measured: nothing was observed"
+                if t["uptime_ratio"] is None
+                else f"{percent(t['uptime_ratio'])} of observed time"
+            ),
             f"  Breached      {'YES' if t['breached'] else 'no'}",
         ]
         intervals = t["down_intervals"]

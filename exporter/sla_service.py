@@ -32,6 +32,10 @@ from exporter.state import Hub
 log = logging.getLogger(__name__)
 
 _ACTIVE_MAINTENANCE = frozenset({"in_progress", "verifying"})
+FRESH_INTERVALS = 3
+"""A status-page summary excuses minutes only while it is at most this many of the page's
+intervals old: while the page is unreachable, its last "in progress" must not excuse real
+downtime for hours."""
 
 
 @dataclass
@@ -72,10 +76,11 @@ class SlaService:
         In progress or verifying counts whatever the schedule says (maintenances overrun);
         a scheduled one counts between scheduled_for and scheduled_until; a completed one never
         does, even before its scheduled end, so downtime after it is not hidden. Only
-        maintenances that concern a kept component (`status_page.components`) count.
+        maintenances that concern a kept component (`status_page.components`) count, and only
+        while the summary is fresh (`FRESH_INTERVALS`).
         """
         status = self.hub.status
-        if status is None:
+        if status is None or not self.status_fresh(at):
             return False
         moment = datetime.fromtimestamp(at, UTC)
         keep = frozenset(self.hub.settings.status_page.components)
@@ -90,6 +95,12 @@ class SlaService:
             if start is not None and until is not None and _aware(start) <= moment < _aware(until):
                 return True
         return False
+
+    def status_fresh(self, at: float) -> bool:
+        """Whether the page confirmed its summary recently enough to be evidence at `at`."""
+        confirmed = self.hub.status_at
+        max_age = FRESH_INTERVALS * self.hub.settings.status_page.interval
+        return confirmed is not None and at - confirmed <= max_age
 
     def record_probe(self, tenant: str, at: float, success: bool) -> None:
         """Count one probe result into the ledger (synchronous: one committed upsert)."""

@@ -65,6 +65,8 @@ class Hub:
     tenants: dict[str, TenantState] = field(default_factory=dict)
     status: Summary | None = None
     """Last good status-page summary (maintenance windows feed the SLA ledger)."""
+    status_at: float | None = None
+    """When the status page last confirmed `status` (a 200 or a 304), Unix seconds."""
     on_versions_changed: list[Callable[[TenantState], None]] = field(default_factory=list)
     """Called when a tenant's control-plane or target version, or its rollout, changes (fleet
     re-derivation, tctl compatibility)."""

@@ -36,6 +36,23 @@ CLIENT_AUTH = {
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
 TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
+TLS12_CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+"""TLS 1.2 suites offered: forward-secret AEAD only (Go's and exporter-toolkit's defaults, less
+the CBC ones). TLS 1.3 suites are all AEAD and stay OpenSSL's defaults."""
+
+
+_VERIFIED = frozenset(
+    {"RequireAnyClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"}
+)
 
 
 class TLSServerConfig(BaseModel):
@@ -62,9 +79,49 @@ class TLSServerConfig(BaseModel):
 
     @model_validator(mode="after")
     def _ca_for_verification(self) -> TLSServerConfig:
-        if "Verify" in self.client_auth_type and self.client_ca_file is None:
-            raise ValueError(f"client_auth_type {self.client_auth_type} needs client_ca_file")
+        # RequireAnyClientCert needs a CA here, unlike exporter-toolkit: Python's TLS cannot
+        # require a certificate without verifying it, so without a CA it would refuse everyone.
+        if self.client_auth_type in _VERIFIED and self.client_ca_file is None:
+            raise ValueError(
+                f"client_auth_type {self.client_auth_type} needs client_ca_file "
+                "(client certificates are always verified)"
+            )
         return self
+
+    def server_context(self) -> ssl.SSLContext:
+        """The server's TLS context; a key that does not match its certificate, or a file that
+        is not PEM, is a ConfigError naming the key."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = TLS_VERSIONS[self.min_version]
+        context.set_ciphers(TLS12_CIPHERS)
+        try:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"web config: tls_server_config.key_file: cannot use {str(self.key_file)!r} "
+                f"with cert_file {str(self.cert_file)!r}: {_reason(exc)}"
+            ) from None
+        mode = CLIENT_AUTH[self.client_auth_type]
+        if self.client_ca_file is None:
+            # RequestClientCert without a CA: a certificate would only be asked for, never
+            # checked, so it is not asked for at all (the same clients are let in).
+            mode = ssl.CERT_NONE
+        else:
+            try:
+                context.load_verify_locations(cafile=str(self.client_ca_file))
+            except (ssl.SSLError, OSError) as exc:
+                raise ConfigError(
+                    "web config: tls_server_config.client_ca_file: cannot load "
+                    f"{str(self.client_ca_file)!r}: {_reason(exc)}"
+                ) from None
+        context.verify_mode = mode
+        return context
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason).lower().replace("_", " ")
+    return str(getattr(exc, "strerror", None) or exc)
 
 
 class WebConfig(BaseModel):
@@ -100,9 +157,12 @@ def load_web_config(path: Path) -> WebConfig:
             if key in tls:
                 tls[key] = _resolve(tls[key])
     try:
-        return WebConfig.model_validate(data)
+        config = WebConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError("web config: " + describe_validation_error(exc)) from None
+    if config.tls_server_config is not None:
+        config.tls_server_config.server_context()  # fails now, with one line, not at listen
+    return config
 
 
 AuthVerdict = Literal["ok", "invalid", "rate_limited", "busy"]
@@ -124,15 +184,17 @@ class BasicAuth:
     - bcrypt runs in a small worker pool off the event loop, with a bounded queue.
     - Failures are rate-limited per client address (`FailureLimiter`); a limited client costs
       no bcrypt at all.
-    - An unknown user is checked against a dummy hash of the same cost, so the answer's timing
-      does not tell which users exist.
+    - An unknown user is checked against a dummy hash of the highest configured cost, so the
+      answer's timing does not tell which users exist.
     """
 
     def __init__(self, users: dict[str, str], limiter: FailureLimiter | None = None) -> None:
         self._users = {
             user: hashed.replace("$2y$", "$2b$", 1).encode() for user, hashed in users.items()
         }
-        cost = min((_cost(h) for h in self._users.values()), default=10)
+        # The highest cost among the users: an unknown user must take at least as long as the
+        # slowest real one, or timing would single out a user with a higher cost.
+        cost = max((_cost(h) for h in self._users.values()), default=10)
         self._dummy = bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds=cost))
         self._good: dict[bytes, None] = {}
         self.limiter = limiter or FailureLimiter()

@@ -105,16 +105,19 @@ def _binary(index: int, version: str, group: str, status: int) -> dict[str, obje
 
 def test_pinned_disabled_and_stuck_agents_summarised(tmp_path: Path) -> None:
     """Rollout 18.0.2 -> 18.1.4, dev active, prod unstarted. Summaries by version come first,
-    then hosts; pinned and disabled agents behind the target are a finding."""
+    then hosts; pinned and disabled agents behind the target are a finding, never stuck; an
+    unstarted group is not asked, so nobody in it is stuck."""
     sim, _ = start_simulator("healthy", 1, tmp_path)
     agents = [
         _binary(1, "18.1.4", "dev", 1),
-        _binary(2, "17.3.7", "dev", 3),  # pinned, a major behind: blocks, stuck
-        _binary(3, "17.3.7", "dev", 2),  # disabled, a major behind: blocks, stuck
-        _binary(4, "18.0.2", "dev", 2),  # disabled, behind the target: stuck
+        _binary(2, "17.3.7", "dev", 3),  # pinned, a major behind: blocks, not updating
+        _binary(3, "17.3.7", "dev", 2),  # disabled, a major behind: blocks, not updating
+        _binary(4, "18.0.2", "dev", 2),  # disabled, behind the target: not updating
         _binary(5, "18.0.2", "prod", 1),  # unstarted group on the start version: waiting
         _binary(6, "18.1.4", "prod", 3),  # pinned but on the target
-        _agent(7, "17.3.7", "unit"),
+        _agent(7, "17.3.7", "unit"),  # channel `default`, unlisted: prod, not asked yet
+        _binary(8, "18.0.2", "dev", 1),  # asked, able, still on the start: stuck
+        _binary(9, "17.3.7", "", 1),  # no group: the last group (prod), waiting
     ]
     recorded = tmp_path / "inventory.json"
     recorded.write_text(json.dumps(agents, indent=2))
@@ -129,10 +132,10 @@ def test_pinned_disabled_and_stuck_agents_summarised(tmp_path: Path) -> None:
         sim.stop()
     report = out.getvalue()
     assert "target agent version 18.1.4" in report  # the rollout's, not ping's 18.0.2
-    blocked = report[report.index("Next upgrade    BLOCKED by 3 agent(s)") :]
+    blocked = report[report.index("Next upgrade    BLOCKED by 4 agent(s)") :]
     summary = blocked.splitlines()[1:3]
     assert summary[0].split() == ["VERSION", "BEHIND", "AGENTS", "UPGRADERS"]
-    assert summary[1].split() == ["17.3.7", "1", "3", "binary,", "unit"]
+    assert summary[1].split() == ["17.3.7", "1", "4", "binary,", "unit"]
     assert (
         "Updater off     4 agent(s) will not update by themselves: disabled 2, pinned 2" in report
     )
@@ -142,9 +145,17 @@ def test_pinned_disabled_and_stuck_agents_summarised(tmp_path: Path) -> None:
     hosts = [line.split()[0] for line in frozen[5:8]]
     assert hosts == ["node-2", "node-3", "node-4"]
     assert [line.split()[3] for line in frozen[5:8]] == ["pinned", "disabled", "disabled"]
-    stuck = report[report.index("Stuck in dev: 3 agent(s) not on 18.1.4") :].splitlines()
-    assert stuck[2].split() == ["17.3.7", "1", "2", "binary"]
-    assert "Stuck in prod: 1 agent(s) not on 18.0.2" in report  # node-6 is on 18.1.4
+    stuck = report[report.index("Stuck in dev: 1 agent(s) asked to update, not on 18.1.4") :]
+    assert stuck.splitlines()[2].split() == ["18.0.2", "0", "1", "binary"]
+    assert "Stuck in prod" not in report
+    assert "Not updating    4: no_upgrader 0, disabled 2, pinned 2, unreadable 0" in report
+    rollout_lines = report[report.index("  Rollout ") :].splitlines()
+    assert rollout_lines[1].split()[:4] == ["dev", "active", "runs", "18.1.4"]
+    assert "asked to update now" in rollout_lines[1]
+    assert rollout_lines[2].split()[:5] == ["prod", "(catch-all)", "unstarted", "runs", "18.0.2"]
+    assert "4 agent(s) by the inventory; not started yet: its agents wait" in rollout_lines[2]
     findings = report[report.index("Findings:") :]
     assert "3 agent(s) with a disabled or pinned updater are behind the target" in findings
-    assert "3 agent(s) of update group dev are not on its version 18.1.4" in findings
+    assert "1 agent(s) of update group dev are asked to update and are not on its version" in (
+        findings
+    )

@@ -45,7 +45,19 @@ def _config(tmp_path: Path, text: str) -> Path:
 
 
 BAD_CONFIGS = [
-    ("tenants:\n  - proxy: a.teleport.sh\n    pnig: {}\n", "tenants[0].pnig: unknown key"),
+    (
+        "tenants:\n  - proxy: a.teleport.sh\n    pnig: {}\n",
+        "tenants[0].pnig: unknown key (did you mean 'ping'?)",
+    ),
+    ("tenants:\n  - proxy: a.teleport.sh\n    flavour: {}\n", "tenants[0].flavour: unknown key\n"),
+    (
+        "status_page: {ca_file: /nonexistent/ca.pem}\ntenants:\n  - proxy: a.teleport.sh\n",
+        "status_page.ca_file: cannot read CA bundle '/nonexistent/ca.pem'",
+    ),
+    (
+        "status_page: {ca_file: IDDIR/../config.yaml}\ntenants:\n  - proxy: a.teleport.sh\n",
+        "config.yaml' holds no PEM certificate",
+    ),
     ("tenants:\n  - name: nameless\n", "tenants[0].proxy: required key is missing"),
     (
         "tenants:\n  - proxy: a.teleport.sh\n    ping: {interval: soon}\n",
@@ -88,6 +100,23 @@ def test_bad_config_names_the_key_and_exits_2(tmp_path: Path, text: str, message
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("command", ["serve", "check"])
+@pytest.mark.parametrize("key", ["status_page", "tenants[0]"])
+def test_missing_ca_file_is_one_line_and_exit_2(tmp_path: Path, command: str, key: str) -> None:
+    status = "{ca_file: /nonexistent/ca.pem}" if key == "status_page" else "{}"
+    tenant = "    ca_file: /nonexistent/ca.pem\n" if key != "status_page" else ""
+    text = (
+        f"state_dir: STATE\nstatus_page: {status}\ntenants:\n  - proxy: a.teleport.sh\n"
+        f"{tenant}    inventory: {{identity_file: IDDIR/identity}}\n"
+    )
+    result = run(command, "--config", str(_config(tmp_path, text)))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"teleport-cloud-exporter: configuration error: {key}.ca_file: cannot read CA bundle "
+        "'/nonexistent/ca.pem'"
+    ]
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     result = run("--config", str(tmp_path / "absent.yaml"))
     assert result.returncode == 2 and "cannot read config file" in result.stderr
@@ -108,8 +137,37 @@ def test_environment_overrides_and_is_validated(tmp_path: Path) -> None:
     )
     env = {**os.environ, "TCE_STATUS_PAGE__INTERVAL": "often"}
     result = run("check", "--config", str(config), env=env)
+    # The message names the variable the value came from, not only the key it sets.
+    assert result.returncode == 2 and (
+        "status_page.interval (from TCE_STATUS_PAGE__INTERVAL): invalid duration 'often'"
+        in result.stderr
+    )
+
+
+def test_a_value_from_the_file_is_not_blamed_on_the_environment(tmp_path: Path) -> None:
+    import os
+
+    config = _config(
+        tmp_path,
+        "state_dir: STATE\nstatus_page: {interval: often}\ntenants:\n  - proxy: a.teleport.sh\n"
+        "    inventory: {identity_file: IDDIR/identity}\n",
+    )
+    env = {**os.environ, "TCE_STATUS_PAGE__TIMEOUT": "5s"}
+    result = run("check", "--config", str(config), env=env)
+    assert result.returncode == 2
+    assert "status_page.interval: invalid duration 'often'" in result.stderr
+    assert "TCE_" not in result.stderr
+
+
+def test_a_list_from_the_environment_is_named(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "TCE_TENANTS": '[{"proxy": "a.teleport.sh", "ping": {"intervall": 5}}]'}
+    result = run("check", env=env)
+    assert result.returncode == 2
     assert (
-        result.returncode == 2 and "status_page.interval: invalid duration 'often'" in result.stderr
+        "tenants[0].ping.intervall (from TCE_TENANTS): unknown key (did you mean 'interval'?)"
+        in result.stderr
     )
 
 

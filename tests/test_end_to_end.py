@@ -346,16 +346,23 @@ def test_rollout_in_progress_target_outdated_stuck_and_updater_status(
         group["name"]: target if group["state"].endswith(("ACTIVE", "DONE")) else start
         for group in groups
     }
+    # Teleport's rules (halt-on-error, mode enabled): an unlisted or empty group is the last
+    # group, v1 unit agents ask for `default`; active and done groups are asked; agents that
+    # cannot update are never stuck.
+    asked = {g["name"]: g["state"].endswith(("ACTIVE", "DONE", "ROLLEDBACK")) for g in groups}
     stuck = dict.fromkeys(group_version, 0)
     by_status: dict[tuple[str, str], int] = {}
     status_names = {1: "ok", 2: "disabled", 3: "pinned", 4: "unreadable"}
     for record in records:
         spec = record["spec"]
         info = spec.get("UpdaterInfo")
-        group = (info or {}).get("UpdateGroup")
-        if group in group_version and _bare(spec["version"]) != group_version[group]:
-            stuck[group] += 1
         status = status_names.get((info or {}).get("UpdaterStatus", 0), "unspecified")
+        upgrader = spec.get("ext_upgrader", "none")
+        named = "default" if upgrader == "unit" else (info or {}).get("UpdateGroup", "")
+        group = named if named in group_version else groups[-1]["name"]
+        able = upgrader != "none" and status not in ("disabled", "pinned", "unreadable")
+        if asked[group] and able and _bare(spec["version"]) != group_version[group]:
+            stuck[group] += 1
         key = (spec.get("ext_upgrader", "none"), status)
         by_status[key] = by_status.get(key, 0) + 1
     assert by_status.get(("binary", "pinned")) and by_status.get(("binary", "disabled"))

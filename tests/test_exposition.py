@@ -27,6 +27,7 @@ from exporter.exposition import (
     cap_label_value,
     escape_label_value,
     format_value,
+    rendered_gauge,
 )
 from exporter.runtime import next_delay
 from exporter.sources.base import Source
@@ -479,3 +480,29 @@ def test_memory_is_handed_back_after_a_large_part_is_replaced(
     assert releases == [1]
     exposition.remove("probe")
     assert releases == [1]
+
+
+@pytest.mark.parametrize("tenant", ["prod", 'a%s"b\\c', "x" * 200])
+def test_pre_rendered_gauge_lines_are_the_rendered_samples_lines(tenant: str) -> None:
+    rows = [
+        (("plain", "1"), 1.0),
+        (('quo"te', "2"), 2.0),
+        (("back\\slash", "3"), 3.0),
+        (("new\nline", "4"), 4.0),
+        (("lone \ud800 surrogate", "5"), 5.0),
+        (("lone \udfff surrogate", "5"), 5.0),  # the same series as the previous once written
+        (("y" * 300, "6"), 6.0),
+        (("y" * 300, "6"), 7.0),  # a repeated series
+        (("%s%d", "8"), 8.0),
+    ]
+    names = ("tenant", "host", "id")
+    samples = GaugeMetricFamily("test_agents", "Per agent.", labels=list(names))
+    for (host, ident), number in rows:
+        samples.add_metric([tenant, host, ident], number)
+    expected = Exposition()
+    expected.update("k", [samples])
+    lines = rendered_gauge("test_agents", "Per agent.", names, rows, constant=(tenant,))
+    actual = Exposition()
+    actual.update("k", [lines])
+    assert actual.body() == expected.body()
+    assert decoded_as_one_member(actual.body(gzipped=True)) == expected.body()

@@ -31,8 +31,9 @@ from exporter.models.inventory import (
     parse_inventory,
     updater_status_name,
 )
-from exporter.simulator.fleetgen import generate_inventory
-from exporter.update_groups import GroupPlan
+from exporter.models.rollout import parse_rollout
+from exporter.simulator.fleetgen import generate_inventory, generate_rollout
+from exporter.update_groups import plan_groups
 from exporter.versions import MAX_RAW_LENGTH, Version
 from tests.conftest import Samples, parse_samples, series, value
 
@@ -371,6 +372,12 @@ def test_broken_records_are_skipped_and_counted() -> None:
     parsed = parse_inventory(json.dumps(records).encode())
     assert [instance.server_id for instance in parsed.instances] == ["good"]
     assert parsed.skipped == 8
+    # The log names the first few: by server id when the record has one, else by position.
+    assert parsed.skipped_examples == (
+        "#1: metadata.name: Expected `str`, got `int`",
+        "#2: metadata.name: Expected `str` of length >= 1",
+        "x: spec.services: Expected `array`, got `str`",
+    )
 
 
 def test_unreadable_last_seen_keeps_the_agent() -> None:
@@ -455,24 +462,37 @@ def test_stuck_agents_per_group() -> None:
     records = [
         _grouped("d1", "18.1.4", "dev"),  # active group on target: fine
         _grouped("d2", "18.0.2", "dev"),  # active group, still on start: stuck
-        _grouped("s1", "v18.0.2", "staging"),  # unstarted, on start: waiting, not stuck
-        _grouped("s2", "17.3.7", "staging"),  # unstarted, on neither: stuck
-        _grouped("x1", "17.3.7", "other"),  # a group the rollout does not list: ignored
-        _record("n1", "17.3.7"),  # no group at all: ignored
+        _grouped("s1", "v18.0.2", "staging"),  # unstarted, on start: waiting
+        _grouped("s2", "17.3.7", "staging"),  # unstarted, on neither: not asked, so not stuck
+        _grouped("x1", "17.3.7", "other"),  # unlisted group: the last group (unstarted)
+        _record("n1", "17.3.7"),  # no upgrader: not updating, never stuck
     ]
-    plan = GroupPlan({"dev": "18.1.4", "staging": "18.0.2", "prod": "18.0.2"})
+    resource = generate_rollout(18, states=("active", "unstarted", "unstarted"))
+    plan = plan_groups(parse_rollout(json.dumps([resource]).encode()))
     view = derive_fleet(_instances(records), "18.1.4", "18.1.4", plan)
-    assert view.stuck_by_group == {"dev": 1, "staging": 1, "prod": 0}
+    assert view.stuck_by_group == {"dev": 1, "staging": 0, "prod": 0}
+    assert view.groups is not None
+    assert {name: tally.members for name, tally in view.groups.groups.items()} == {
+        "dev": 2,
+        "staging": 2,
+        "prod": 2,  # x1 and n1 fall back to the last group
+    }
+    assert view.not_updating == {"no_upgrader": 1, "disabled": 0, "pinned": 0, "unreadable": 0}
     samples = exposed(view)
     for group, count in view.stuck_by_group.items():
         stuck = value(
             samples, "teleport_cloud_autoupdate_group_agents_stuck", tenant="t", group=group
         )
         assert stuck == count
-    assert not series(
-        exposed(derive_fleet(_instances(records), "18.1.4", "18.1.4")),
-        "teleport_cloud_autoupdate_group_agents_stuck",
-    )
+    for reason, count in view.not_updating.items():
+        assert value(samples, "teleport_cloud_agents_not_updating", tenant="t", reason=reason) == (
+            count
+        )
+    without = derive_fleet(_instances(records), "18.1.4", "18.1.4")
+    assert not series(exposed(without), "teleport_cloud_autoupdate_group_agents_stuck")
+    # The aggregate stays without per-agent series.
+    families = fleet_families("t", without, per_agent=False)
+    assert "teleport_cloud_agents_not_updating" in {family.name for family in families}
 
 
 def test_summary_by_version_most_urgent_first() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -126,6 +127,10 @@ def test_skipped_records_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFix
     _, _, source, _ = _setup(tmp_path, {"inventory": FLEET})
     anyio.run(source.refresh)
     assert "skipped 3 of 406 inventory records" in caplog.text
+    # ... and says which, with the reason, so the records can be found with tctl.
+    line = next(r.getMessage() for r in caplog.records if "skipped 3 of 406" in r.getMessage())
+    examples = line.split("not valid instances: ")[1].split("; ")
+    assert len(examples) == 3 and all(re.match(r"^\S+: \S+: .+", e) for e in examples), line
 
 
 def test_recorded_output_verbatim(tmp_path: Path) -> None:

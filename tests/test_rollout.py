@@ -261,7 +261,7 @@ def test_rollout_change_re_derives_target_and_stuck_agents(tmp_path: Path) -> No
     assert tenant.target_agent_version == "18.1.4"
     assert value(samples, "teleport_cloud_agents_outdated", tenant="t") == 2  # b, c vs 18.1.4
     assert value(samples, STUCK, tenant="t", group="dev") == 1  # b: active group, on start
-    assert value(samples, STUCK, tenant="t", group="prod") == 1  # d: unstarted, not on start
+    assert value(samples, STUCK, tenant="t", group="prod") == 0  # unstarted: nobody is asked
 
     _rewrite(tmp_path, {"rollout": None})
     anyio.run(source.refresh)
@@ -300,7 +300,12 @@ def test_a_rollout_landing_during_the_fleets_derivation_is_not_lost(
         json.dumps(
             [
                 {
-                    "spec": {"start_version": "18.0.2", "target_version": "18.1.4"},
+                    "spec": {
+                        "start_version": "18.0.2",
+                        "target_version": "18.1.4",
+                        "autoupdate_mode": "enabled",
+                        "schedule": "regular",
+                    },
                     "status": {
                         "groups": [{"name": "dev", "state": "AUTO_UPDATE_AGENT_GROUP_STATE_ACTIVE"}]
                     },
@@ -326,3 +331,29 @@ def test_a_rollout_landing_during_the_fleets_derivation_is_not_lost(
     samples = parse_samples(hub.exposition.body().decode())
     assert value(samples, STUCK, tenant="t", group="dev") == 1
     assert value(samples, "teleport_cloud_agents_outdated", tenant="t") == 1
+
+
+TARGET_INFO = "teleport_cloud_agent_target_version_info"
+
+
+def test_a_rollout_change_moves_the_target_without_a_ping(tmp_path: Path) -> None:
+    """The target follows the rollout as soon as the rollout source sees it: no ping runs in
+    this test, first with the last good ping's answer kept (a ping outage), then with none at
+    all. When the rollout goes away the target falls back to ping's version at once."""
+    hub, source = _source(tmp_path, {"rollout": {"groups": ["dev"], "states": ["active"]}})
+    tenant = hub.tenants["t"]
+    tenant.ping = PingInfo(server_version="18.1.4", auto_update=AutoUpdate(agent_version="18.0.2"))
+    anyio.run(source.refresh)
+    samples = parse_samples(hub.exposition.body().decode())
+    assert series(samples, TARGET_INFO) == [{"tenant": "t", "version": "18.1.4"}]
+
+    _rewrite(tmp_path, {"rollout": None})
+    anyio.run(source.refresh)
+    samples = parse_samples(hub.exposition.body().decode())
+    assert series(samples, TARGET_INFO) == [{"tenant": "t", "version": "18.0.2"}]
+
+    tenant.ping = None  # ping never answered since the start
+    _rewrite(tmp_path, {"rollout": {"groups": ["dev"], "states": ["unstarted"]}})
+    anyio.run(source.refresh)
+    samples = parse_samples(hub.exposition.body().decode())
+    assert series(samples, TARGET_INFO) == [{"tenant": "t", "version": "18.1.4"}]

@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "prometheus" / "alerts.yml"
 RECORDING = ROOT / "prometheus" / "recording.yml"
 ALERTMANAGER = ROOT / "prometheus" / "alertmanager.yml"
-RUNBOOK = ROOT / "README.md"  # the runbook_url anchors point at its "Runbook" section
+RUNBOOK = ROOT / "docs" / "runbook.md"  # the runbook_url anchors point at its sections
 RULE_TESTS = sorted((ROOT / "tests" / "rules").glob("*.test.yml"))
 
 RUNBOOK_BASE = (
-    "https://github.com/teleport-cloud-exporter/teleport-cloud-exporter/blob/main/README.md#"
+    "https://github.com/teleport-cloud-exporter/teleport-cloud-exporter/blob/main/docs/runbook.md#"
 )
 SEVERITIES = {"critical", "warning", "info"}
 # Prometheus identifiers, colons included, so recorded names are seen whole.
@@ -170,9 +170,9 @@ def test_alert_conventions(rule: Rule) -> None:
 
 
 def test_every_alert_has_a_runbook_section() -> None:
-    headings = set(re.findall(r"^### (\S+)\s*$", RUNBOOK.read_text(encoding="utf-8"), re.M))
+    headings = set(re.findall(r"^## (\S+)\s*$", RUNBOOK.read_text(encoding="utf-8"), re.M))
     missing = {rule.name for rule in alert_rules()} - headings
-    assert not missing, f"no `### <alert>` section in README.md for {sorted(missing)}"
+    assert not missing, f"no `## <alert>` section in docs/runbook.md for {sorted(missing)}"
 
 
 def test_recording_rule_names() -> None:

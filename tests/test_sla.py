@@ -129,7 +129,7 @@ def test_unobserved_time_counts_neither_way() -> None:
 def test_nothing_observed() -> None:
     summary = summarize([], 0.999, True, NOV_2026 + 100)
     assert summary.observed == 0
-    assert summary.uptime_ratio == 1.0
+    assert summary.uptime_ratio is None  # no evidence is not 100 % uptime
     assert summary.budget_remaining_ratio == 1.0
     assert set(summary.burn_rates.values()) == {0.0}
     assert not summary.breached
@@ -249,7 +249,7 @@ def test_intervals_add_up_to_downtime_and_maintenance(
     intervals = down_intervals(minutes, exclude)
     assert sum(i.duration for i in intervals if not i.excluded) == summary.downtime
     assert sum(i.duration for i in intervals if i.in_maintenance) == summary.maintenance
-    assert 0.0 <= summary.uptime_ratio <= 1.0
+    assert summary.uptime_ratio is None or 0.0 <= summary.uptime_ratio <= 1.0
     for a, b in itertools.pairwise(intervals):
         assert a.end <= b.start
         # Touching intervals exist only where the maintenance flag changes.

@@ -24,7 +24,7 @@ from exporter.config import (
 from exporter.ledger import Ledger
 from exporter.models.statuspage import Maintenance, Status, Summary
 from exporter.sla_report import build_report, format_text, main_report
-from exporter.sla_service import SlaService
+from exporter.sla_service import FRESH_INTERVALS, SlaService
 from exporter.state import Hub
 
 NOV_2026 = calendar.timegm((2026, 11, 1, 0, 0, 0))
@@ -92,6 +92,25 @@ def probe_minutes(
 
 
 OUTAGE = set(range(60, 67))  # 7 minutes, 13:00 to 13:07
+
+
+def test_nothing_observed_is_not_full_uptime(settings: Settings, ledger: Ledger) -> None:
+    hub = Hub(settings)
+    clock = ManualClock(T0)
+    service = SlaService(hub, ledger, clock)
+    service.publish()
+    assert value(hub, 'teleport_cloud_sla_observed_seconds{tenant="t"}') == 0.0
+    assert "teleport_cloud_sla_uptime_ratio{" not in body(hub)
+    probe_minutes(service, clock, ["t"], 1, set())
+    clock.set(T0 + 61)
+    service.publish()
+    assert value(hub, 'teleport_cloud_sla_uptime_ratio{tenant="t"}') == 1.0
+    out = io.StringIO()
+    empty = make_settings(settings.state_dir.parent / "other")
+    Ledger.open(empty.state_dir).close()
+    assert main_report(empty, None, "text", out, now=T0) == 0
+    assert "Uptime        not measured: nothing was observed" in out.getvalue()
+    assert "100" not in out.getvalue().split("Uptime")[1].splitlines()[0]
 
 
 def test_scripted_outage(settings: Settings, ledger: Ledger) -> None:
@@ -167,6 +186,7 @@ def test_maintenance_window_excluded_when_configured_and_counted_otherwise(
     ledger = Ledger.open(settings.state_dir)
     hub = Hub(settings)
     # Scheduled 13:00-13:03: the first 3 of the 7 outage minutes.
+    hub.status_at = T0 + 3600  # the page confirmed it as the outage began
     hub.status = _status(
         Maintenance(
             id="m1",
@@ -224,6 +244,7 @@ def test_in_maintenance(
     hub = Hub(settings)
     service = SlaService(hub, None, ManualClock(T0))
     assert not service.in_maintenance(T0)
+    hub.status_at = T0
     hub.status = _status(
         Maintenance(
             id="m",
@@ -238,6 +259,7 @@ def test_in_maintenance(
 def test_naive_maintenance_times_are_utc(settings: Settings) -> None:
     hub = Hub(settings)
     naive = _at(T0).replace(tzinfo=None)
+    hub.status_at = T0
     hub.status = _status(
         Maintenance(
             id="m",
@@ -419,6 +441,7 @@ def test_maintenance_exclusion_follows_the_components_filter(
         tenants=[tenant("t")],
     )
     hub = Hub(settings)
+    hub.status_at = T0
     hub.status = _status(
         Maintenance(
             id="m",
@@ -427,3 +450,16 @@ def test_maintenance_exclusion_follows_the_components_filter(
         )
     )
     assert SlaService(hub, None, ManualClock(T0)).in_maintenance(T0) is expected
+
+
+def test_a_stale_summary_excuses_nothing(settings: Settings) -> None:
+    """While the page is unreachable its last "in progress" ages out: only fresh evidence
+    (at most FRESH_INTERVALS of the page's intervals old) excludes a minute."""
+    hub = Hub(settings)
+    hub.status = _status(Maintenance(id="m", status="in_progress"))
+    service = SlaService(hub, None, ManualClock(T0))
+    assert not service.in_maintenance(T0), "a summary never confirmed is no evidence"
+    hub.status_at = T0
+    max_age = FRESH_INTERVALS * settings.status_page.interval
+    assert service.in_maintenance(T0 + max_age)
+    assert not service.in_maintenance(T0 + max_age + 1)

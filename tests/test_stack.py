@@ -246,6 +246,9 @@ def test_every_dashboard_panel_returns_data(stack: dict[str, Any]) -> None:
         lambda: _query(base, "teleport_cloud_autoupdate_group_state"),
         stack["logs"],
     )
+    # absent until the ledger has observed a minute (no data is not 100 %), then published
+    # within the SLA service's interval
+    _wait("SLA uptime", lambda: _query(base, "teleport_cloud_sla_uptime_ratio"), stack["logs"])
     time.sleep(5)
     empty: list[str] = []
     for name, dashboard in build.dashboards().items():

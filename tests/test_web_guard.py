@@ -18,7 +18,7 @@ from exporter import webconfig
 from exporter.exposition import Exposition
 from exporter.logs import RateLimit
 from exporter.server import App, _Server, bind, build_server
-from exporter.webconfig import BCRYPT_MAX_PASSWORD, HASH_WORKERS, BasicAuth
+from exporter.webconfig import BCRYPT_MAX_PASSWORD, HASH_WORKERS, BasicAuth, WebConfig
 from exporter.webguard import FailureLimiter
 from tests.conftest import parse_samples, value
 
@@ -134,7 +134,8 @@ def test_flood_of_bad_logins_runs_bcrypt_off_the_loop_in_a_bounded_pool(
 ) -> None:
     spy = CheckSpy(monkeypatch)
     auth = BasicAuth({"alice": HASH}, FailureLimiter(burst=1000))
-    with _Serving(auth) as url:
+    # The flood stands for many addresses: one address is held to MAX_PER_ADDRESS connections.
+    with _Serving(auth, max_per_address=1000) as url:
         with httpx.Client() as good:
             assert good.get(url + "/metrics", auth=("alice", "secret")).status_code == 200
 
@@ -255,10 +256,10 @@ def test_rate_limit_filter_drops_repeats_and_says_how_many() -> None:
 class _Serving:
     """The exporter's HTTP server on a loopback port, in a thread, for one test."""
 
-    def __init__(self, auth: BasicAuth | None, **limits: Any) -> None:
+    def __init__(self, auth: BasicAuth | None, web: WebConfig | None = None, **limits: Any) -> None:
         self.exposition = Exposition()
         self.sock = bind("127.0.0.1:0")
-        self.server = build_server(App(self.exposition, lambda: True, auth), None, 1.0, **limits)
+        self.server = build_server(App(self.exposition, lambda: True, auth), web, 1.0, **limits)
         assert isinstance(self.server, _Server)
         self.thread = threading.Thread(
             target=lambda: anyio.run(lambda: self.server.serve(sockets=[self.sock])), daemon=True
@@ -270,7 +271,8 @@ class _Serving:
             if self.server.started:
                 break
             threading.Event().wait(0.05)
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        scheme = "https" if self.server.config.http_protocol_class.tls else "http"  # type: ignore[attr-defined]
+        return f"{scheme}://127.0.0.1:{self.sock.getsockname()[1]}"
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True

@@ -15,6 +15,7 @@ Series for tenant `prod` (control plane 18, target 18.1.4)::
     teleport_cloud_agents_by_skew{tenant="prod",skew="unknown"} 0
     teleport_cloud_agents_outdated{tenant="prod"} 40                      # absent: target unknown
     teleport_cloud_control_plane_upgrade_blocked{tenant="prod"} 1         # absent: ping not yet
+    teleport_cloud_agents_not_updating{tenant="prod",reason="pinned"} 12  # every reason
     teleport_cloud_autoupdate_group_agents_stuck{tenant="prod",group="dev"} 3  # absent: no rollout
     # per agent, unless per_agent_metrics is false:
     teleport_cloud_agent_info{tenant="prod",server_id="4c2e...",hostname="web-1",version="17.5.2",
@@ -43,7 +44,9 @@ from exporter.metrics import (
     AGENTS_BY_SERVICE,
     AGENTS_BY_SKEW,
     AGENTS_BY_UPDATER_STATUS,
+    AGENTS_NOT_UPDATING,
     AGENTS_OUTDATED,
+    NOT_UPDATING_REASONS,
     ROLLOUT_GROUP_STUCK,
     SKEW_CLASSES,
     UPDATER_STATUSES,
@@ -95,6 +98,11 @@ def fleet_families(
     for (upgrader, status), count in view.by_updater_status.items():
         by_status.add_metric([tenant, upgrader, status], count)
     families: list[Metric] = [agents, by_service, by_status, by_skew]
+    if view.not_updating is not None:
+        not_updating = _gauge(AGENTS_NOT_UPDATING)
+        for reason in NOT_UPDATING_REASONS:
+            not_updating.add_metric([tenant, reason], view.not_updating.get(reason, 0))
+        families.append(not_updating)
     if view.outdated is not None:
         families.append(AGENTS_OUTDATED.single([tenant], view.outdated))
     if view.upgrade_blocked is not None:

@@ -13,9 +13,10 @@ Series for tenant `prod`; none at all when the tenant has no rollout::
     teleport_cloud_autoupdate_group_agents_up_to_date{tenant="prod",group="dev"} 118
     teleport_cloud_autoupdate_group_version_info{tenant="prod",group="dev",version="18.1.4"} 1
 
-A group's version follows Teleport's per-group rule (exporter.update_groups); a group in a state
-that rule does not place has no version series. The stuck agents per group need the inventory
-too and are published with the fleet (exporter.collectors.fleet).
+A group's version follows Teleport's rule (exporter.update_groups); a group in a state that rule
+does not place has no version series, and an immediate schedule has no groups at all. The stuck
+agents per group need the inventory too and are published with the fleet
+(exporter.collectors.fleet).
 
 A group state outside the five known ones (a newer Teleport) is kept as an extra state sample.
 """

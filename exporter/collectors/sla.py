@@ -65,7 +65,12 @@ def sla_families(tenant: str, summary: SlaSummary) -> list[Metric]:
         SLA_DOWNTIME.single(labels, summary.downtime),
         SLA_MAINTENANCE.single(labels, summary.maintenance),
         SLA_OBSERVED.single(labels, summary.observed),
-        SLA_UPTIME.single(labels, summary.uptime_ratio),
+        # Absent while nothing was observed: an empty month is not 100 % uptime.
+        *(
+            []
+            if summary.uptime_ratio is None
+            else [SLA_UPTIME.single(labels, summary.uptime_ratio)]
+        ),
         SLA_BUDGET_REMAINING.single(labels, summary.budget_remaining_ratio),
         burn,
         SLA_BREACHED.single(labels, 1.0 if summary.breached else 0.0),

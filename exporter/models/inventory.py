@@ -43,10 +43,18 @@ class Metadata(_Model, frozen=True):
 
 
 class UpdaterInfo(
-    _Model, frozen=True, rename={"update_group": "UpdateGroup", "updater_status": "UpdaterStatus"}
+    _Model,
+    frozen=True,
+    rename={
+        "update_group": "UpdateGroup",
+        "update_uuid": "UpdateUUID",
+        "updater_status": "UpdaterStatus",
+    },
 ):
     # Go-style keys: the struct has no JSON tags.
     update_group: str = ""
+    update_uuid: str = ""
+    """The updater's id (base64 of 16 bytes); a rollout names its canaries by it."""
     updater_status: int | str = 0
 
     @property
@@ -118,6 +126,11 @@ class InventoryParse:
     instances: list[Instance]
     skipped: int
     """Records that were not a valid InstanceV1 and were left out."""
+    skipped_examples: tuple[str, ...] = ()
+    """The first SKIPPED_EXAMPLES of them, as `<id or #index>: <field>: <why>` for the log."""
+
+
+SKIPPED_EXAMPLES = 3
 
 
 _DECODE_FLEET = msgspec.json.Decoder(list[Instance])
@@ -142,11 +155,14 @@ def parse_inventory(data: bytes | bytearray) -> InventoryParse:
     except msgspec.DecodeError as exc:
         raise InventoryParseError(f"not a JSON array of instances: {exc}") from None
     instances: list[Instance] = []
-    for record in records:
+    examples: list[str] = []
+    for index, record in enumerate(records):
         instance = _record(record)
         if instance is not None:
             instances.append(instance)
-    return InventoryParse(instances, len(records) - len(instances))
+        elif len(examples) < SKIPPED_EXAMPLES:
+            examples.append(_why_skipped(index, record))
+    return InventoryParse(instances, len(records) - len(instances), tuple(examples))
 
 
 def _record(raw: msgspec.Raw) -> Instance | None:
@@ -162,3 +178,19 @@ def _record(raw: msgspec.Raw) -> Instance | None:
     fields = {f: getattr(loose.spec, f) for f in InstanceSpec.__struct_fields__}
     fields["last_seen"] = None
     return Instance(loose.metadata, InstanceSpec(**fields))
+
+
+def _why_skipped(index: int, raw: msgspec.Raw) -> str:
+    """Which record (its server id when it has one, else its position) and why it is not an
+    instance; capped, since upstream text ends up in a log line."""
+    record = msgspec.json.decode(raw)
+    metadata = record.get("metadata") if isinstance(record, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    label = name[:64] if isinstance(name, str) and name else f"#{index}"
+    try:
+        _DECODE_LOOSE.decode(raw)
+    except msgspec.DecodeError as exc:
+        why, _, path = str(exc).partition(" - at `$")
+        where = path.rstrip("`").lstrip(".") or "record"
+        return f"{label}: {where}: {why[:80]}"
+    return f"{label}: not an instance"

@@ -13,11 +13,23 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, field_validator
 
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _unicode_text(cls, value: Any) -> Any:
+        # JSON may spell a lone surrogate ("\ud800"); such a string cannot be written as UTF-8
+        # (labels, logs), so the field is refused like one of the wrong type.
+        if isinstance(value, str):
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise ValueError("not Unicode text (a lone surrogate)") from None
+        return value
 
 
 class AutoUpdate(_Lenient):

@@ -45,6 +45,7 @@ class _Lenient(BaseModel):
 class Canary(_Lenient):
     """One canary of a group in the canary state (18.x): it gets the target version first."""
 
+    updater_id: str = ""
     host_id: str = ""
     hostname: str = ""
     success: bool = False
@@ -60,6 +61,10 @@ class RolloutGroup(_Lenient):
     canary_count: NonNegativeInt = 0
     canaries: list[Canary] = []
     last_update_reason: str = ""
+    config_days: list[str] = []
+    """Weekdays of the group's window (`Mon`, `monday`, `*`); time-based strategy."""
+    config_start_hour: int = 0
+    """UTC hour the group's window opens (protojson omits 0)."""
 
     @field_validator("state", mode="before")
     @classmethod

@@ -51,6 +51,8 @@ class SimulatorApp:
     def __init__(self, state: SimState) -> None:
         self.state = state
         self.scripted: dict[str, Scripted] = {}
+        self.accept_encoding: dict[str, str] = {}
+        """The last `Accept-Encoding` asked for, per path (what a client is willing to inflate)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,6 +60,10 @@ class SimulatorApp:
         path: str = scope["path"]
         state = self.state
         state.requests[path] = state.requests.get(path, 0) + 1
+        self.accept_encoding[path] = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"accept-encoding"),
+            "",
+        )
         if path in self.scripted:
             await _send_scripted(send, self.scripted[path])
             return

@@ -1,12 +1,15 @@
-"""HTTP helpers shared by the HTTP sources: TLS contexts, capped reads, error reasons,
-guarded redirects and a bounded Retry-After."""
+"""HTTP helpers shared by the HTTP sources: the client (no proxy environment, identity
+encoding), TLS contexts, capped reads with bounded decompression, error reasons, guarded
+redirects and a bounded Retry-After."""
 
 from __future__ import annotations
 
 import errno
 import ssl
+import zlib
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 import certifi
 import httpx
@@ -47,17 +50,55 @@ def error_from_exception(exc: Exception) -> SourceError:
     return SourceError("other", f"{exc.__class__.__name__}: {exc}")
 
 
+IDENTITY = {"Accept-Encoding": "identity"}
+"""Asked of every upstream: the answers are small, and a compressed one could inflate a
+thousandfold (a gzip bomb) before any size cap sees it."""
+
+_DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def client(verify: ssl.SSLContext, timeout: float, **options: Any) -> httpx.AsyncClient:
+    """An httpx client for an upstream source: proxy environment variables are ignored (as
+    blackbox_exporter does by default; every source goes direct, so a probe and the status
+    page see the same network path), and identity encoding is asked for."""
+    headers = {**IDENTITY, **options.pop("headers", {})}
+    return httpx.AsyncClient(
+        verify=verify, timeout=timeout, trust_env=False, headers=headers, **options
+    )
+
+
 async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
-    """The response body, refusing more than max_bytes (a hostile or broken server)."""
+    """The response body, refusing more than max_bytes (a hostile or broken server) both on the
+    wire and once decoded. A server that compresses although asked not to may use one gzip or
+    deflate layer, inflated with a bound; stacked or other codings are refused."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise SourceError("too_large", f"response of {declared} bytes exceeds {max_bytes}")
+    codings = [
+        c.strip().lower()
+        for c in response.headers.get("content-encoding", "").split(",")
+        if c.strip() and c.strip().lower() != "identity"
+    ]
+    if len(codings) > 1 or (codings and codings[0] not in _DECODERS):
+        raise SourceError("http", f"unsupported content-encoding {', '.join(codings)!r}")
+    inflate = zlib.decompressobj(_DECODERS[codings[0]]) if codings else None
     chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
+    wire = size = 0
+    async for raw in response.aiter_raw():
+        wire += len(raw)
+        if wire > max_bytes:
+            raise SourceError("too_large", f"response exceeds {max_bytes} bytes")
+        if inflate is None:
+            chunk = raw
+        else:
+            try:
+                # at most one byte past the cap is inflated: the bomb never unpacks
+                chunk = inflate.decompress(raw, max_bytes - size + 1)
+            except zlib.error as exc:
+                raise SourceError("parse", f"bad {codings[0]} data: {exc}") from None
         size += len(chunk)
         if size > max_bytes:
-            raise SourceError("too_large", f"response exceeds {max_bytes} bytes")
+            raise SourceError("too_large", f"response exceeds {max_bytes} bytes once decoded")
         chunks.append(chunk)
     return b"".join(chunks)
 

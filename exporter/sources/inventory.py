@@ -79,11 +79,14 @@ class InventorySource(Source):
         except InventoryParseError as exc:
             raise SourceError("parse", f"tctl inventory ls: {exc}") from None
         if parsed.skipped:
+            more = parsed.skipped - len(parsed.skipped_examples)
             log.warning(
-                "tenant %s: skipped %d of %d inventory records that are not valid instances",
+                "tenant %s: skipped %d of %d inventory records that are not valid instances: %s%s",
                 self.tenant.name,
                 parsed.skipped,
                 parsed.skipped + len(parsed.instances),
+                "; ".join(parsed.skipped_examples),
+                f"; and {more} more" if more else "",
             )
         self._publish(parsed.instances)
 

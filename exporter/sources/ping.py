@@ -13,6 +13,7 @@ import logging
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,12 +24,12 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.metrics_core import Metric
 
 from exporter.clock import Clock, SystemClock
-from exporter.collectors.probe import cluster_families, probe_families
+from exporter.collectors.probe import TARGET_KEY, cluster_families, probe_families, target_families
 from exporter.errors import SourceError
 from exporter.metrics import PROBE_LATENCY, PROBE_UNOBSERVED, UNOBSERVED_REASONS
 from exporter.models.ping import PingInfo, PingParseError, parse_ping
 from exporter.sources.base import IgnoredFields, Source
-from exporter.sources.http import error_from_exception, read_capped, tls_context
+from exporter.sources.http import IDENTITY, error_from_exception, read_capped, tls_context
 from exporter.state import Hub, TenantState
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,19 @@ class ProbeResult:
     ping: PingInfo | None = None
     recorded: bool = False
     """Set once the result went to the ledger: a probe is evidence for one minute, once."""
+
+
+@dataclass(frozen=True)
+class ProbeFailure:
+    """A failed probe as people read it: when, the error reason and what was seen."""
+
+    at: float
+    reason: str
+    message: str
+
+
+RECENT_FAILURES = 10
+"""Failed probes kept for `check` and the page (the counters keep the totals)."""
 
 
 class _PhaseTimer:
@@ -135,10 +149,14 @@ class PingSource(Source):
         hub.publish(("unobserved", tenant.name), list(self._unobserved.collect()))
         hub.publish(("ignored", self.kind, tenant.name), self.ignored.families())
         self.last_result: ProbeResult | None = None
+        self.recent_failures: deque[ProbeFailure] = deque(maxlen=RECENT_FAILURES)
+        self.unobserved_reason: str | None = None
+        """Set when the last probe gave no evidence for the exporter's own reasons."""
 
     async def refresh(self) -> None:
         result = ProbeResult(started_at=self.clock.now())
         self.last_result = result
+        self.unobserved_reason = None
         start = time.perf_counter()
         timer = _PhaseTimer()
         try:
@@ -149,7 +167,7 @@ class PingSource(Source):
             request = self._client.build_request(
                 "GET",
                 url,
-                headers={"Host": self._host_header, "Accept": "application/json"},
+                headers={"Host": self._host_header, "Accept": "application/json", **IDENTITY},
                 extensions={"trace": timer, "sni_hostname": self.host},
             )
             response = await self._client.send(request, stream=True)
@@ -191,6 +209,7 @@ class PingSource(Source):
             return  # this probe already gave its evidence; a late timeout adds none
         if result is None:
             result = ProbeResult(started_at=self.clock.now())
+        self.recent_failures.append(ProbeFailure(result.started_at, error.reason, error.message))
         if error.reason == "timeout" and result.duration == 0.0:
             result.duration = self.timeout
         await self._publish_probe(result)
@@ -203,6 +222,7 @@ class PingSource(Source):
             return
         if result is not None:
             result.recorded = True  # settled: a later hook must not record it as down
+        self.unobserved_reason = reason
         log.warning(
             "tenant=%s probe unobserved (reason=%s), not counted as downtime: %s",
             self.tenant.name,
@@ -255,6 +275,7 @@ class PingSource(Source):
         before = (self.tenant.control_plane_version, self.tenant.target_agent_version)
         self.tenant.ping = ping
         self.hub.publish(("cluster", self.tenant.name), cluster_families(self.tenant))
+        self.hub.publish((TARGET_KEY, self.tenant.name), target_families(self.tenant))
         if (self.tenant.control_plane_version, self.tenant.target_agent_version) != before:
             self.hub.versions_changed(self.tenant)
 

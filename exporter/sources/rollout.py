@@ -8,6 +8,7 @@ groups' versions, so the fleet is re-derived (`Hub.versions_changed`).
 
 from __future__ import annotations
 
+from exporter.collectors.probe import TARGET_KEY, target_families
 from exporter.collectors.rollout import rollout_families
 from exporter.errors import SourceError
 from exporter.models.rollout import Rollout, RolloutParseError, parse_rollout
@@ -56,4 +57,6 @@ class RolloutSource(Source):
         self.tenant.rollout = rollout
         self.hub.publish(self.key, rollout_families(self.tenant.name, rollout))
         if changed:
+            # The target moves with the rollout now, not at the next successful ping.
+            self.hub.publish((TARGET_KEY, self.tenant.name), target_families(self.tenant))
             self.hub.versions_changed(self.tenant)

@@ -18,6 +18,7 @@ from exporter.errors import SourceError
 from exporter.models.statuspage import SUMMARY_ADAPTER
 from exporter.sources.base import Source
 from exporter.sources.http import (
+    client,
     error_from_exception,
     get_following,
     read_capped,
@@ -39,9 +40,9 @@ class StatusPageSource(Source):
         self.config = config
         self.page = config.host
         self._validators: dict[str, str] = {}
-        self._client = httpx.AsyncClient(
-            verify=tls_context(config.ca_file),
-            timeout=config.timeout,
+        self._client = client(
+            tls_context(config.ca_file),
+            config.timeout,
             # a poll a minute gains nothing from keep-alive, and a fresh handshake re-checks
             # the certificate every time
             limits=httpx.Limits(max_keepalive_connections=0),
@@ -61,6 +62,7 @@ class StatusPageSource(Source):
         except Exception as exc:
             raise error_from_exception(exc) from exc
         if body is None:  # 304: the last good summary is still current
+            self.hub.status_at = time.time()
             return
         try:
             summary = SUMMARY_ADAPTER.validate_json(body)
@@ -69,6 +71,7 @@ class StatusPageSource(Source):
             where = ".".join(str(p) for p in first["loc"]) or "(document)"
             raise SourceError("parse", f"summary.json: {where}: {first['msg']}") from exc
         self.hub.status = summary
+        self.hub.status_at = time.time()
         self.hub.publish(
             ("status_page", self.page),
             status_families(self.page, summary, self.config.components),

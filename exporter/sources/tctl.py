@@ -3,7 +3,8 @@
 tctl is the only authenticated way into a Cloud tenant (Machine ID identity file). It is run as
 `<tctl> --auth-server=<proxy> -i <identity file> <args...>` with `TELEPORT_TOOLS_VERSION=off`
 (otherwise tctl may re-exec or download another version of itself), stdin closed, in its own
-session so that a timeout can kill the whole process group, helpers included.
+session so that a timeout can kill the whole process group, helpers included. Its environment
+is an allowlist (`TCTL_ENVIRONMENT`), not the exporter's whole environment.
 
 Failures become `SourceError` reasons:
 
@@ -34,7 +35,7 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import anyio
@@ -146,6 +147,38 @@ async def run_tctl_version(tctl: str, *, timeout: float) -> bytearray:  # noqa: 
     )
 
 
+TCTL_ENVIRONMENT = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "TZ",
+        "LANG",
+        "LC_ALL",
+        "LC_CTYPE",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    }
+)
+"""What tctl inherits from the exporter's environment; everything else (cloud credentials,
+tokens, the exporter's own settings) stays behind. The proxy variables pass because tctl is a
+Go program with Go's proxy rules: where egress needs a proxy, tctl needs it too. The exporter's
+own HTTP sources ignore them (see exporter.sources.http)."""
+
+
+def tctl_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The allowlisted part of `environ`, with `TELEPORT_TOOLS_VERSION=off`."""
+    env = {key: value for key, value in environ.items() if key in TCTL_ENVIRONMENT}
+    env["TELEPORT_TOOLS_VERSION"] = "off"
+    return env
+
+
 async def _run(
     command: list[str],
     what: str,
@@ -155,7 +188,7 @@ async def _run(
     max_bytes: int,
 ) -> bytearray:
     tctl = command[0]
-    env = {**os.environ, "TELEPORT_TOOLS_VERSION": "off"}
+    env = tctl_environment(os.environ)
     log.debug("running %s", " ".join(command))
     try:
         process = await anyio.open_process(

@@ -13,10 +13,16 @@ import re
 
 import httpx
 
-from exporter.collectors.probe import cluster_families
+from exporter.collectors.probe import TARGET_KEY, cluster_families, target_families
 from exporter.errors import SourceError
 from exporter.sources.base import Source
-from exporter.sources.http import error_from_exception, get_following, read_capped, tls_context
+from exporter.sources.http import (
+    client,
+    error_from_exception,
+    get_following,
+    read_capped,
+    tls_context,
+)
 from exporter.state import Hub, TenantState
 
 CHANNEL_PATH = "/v1/webapi/automaticupgrades/channel/default/version"
@@ -50,12 +56,11 @@ class VersionChannelSource(Source):
         self.tenant = tenant
         host = f"[{config.host}]" if ":" in config.host else config.host
         self.url = f"https://{host}:{config.port}{CHANNEL_PATH}"
-        self._client = httpx.AsyncClient(
-            verify=tls_context(config.ca_file),
-            timeout=self.timeout,
+        self._client = client(
+            tls_context(config.ca_file),
+            self.timeout,
             limits=httpx.Limits(max_keepalive_connections=0),
             follow_redirects=False,
-            trust_env=False,
         )
 
     def needed(self) -> bool:
@@ -84,6 +89,7 @@ class VersionChannelSource(Source):
         before = self.tenant.target_agent_version
         self.tenant.channel_version = version
         self.hub.publish(("cluster", self.tenant.name), cluster_families(self.tenant))
+        self.hub.publish((TARGET_KEY, self.tenant.name), target_families(self.tenant))
         if self.tenant.target_agent_version != before:
             self.hub.versions_changed(self.tenant)
 
