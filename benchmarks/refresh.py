@@ -4,7 +4,8 @@ without handing freed memory back (gc + malloc_trim, exporter.memtrim).
 
 Then the exporter's server at the largest fleet size is scraped without pause (OpenMetrics +
 gzip, curl on a kept-alive connection) while a whole refresh runs in its worker thread, as the
-inventory source runs it: every scrape's time, and the refresh's CPU in that process.
+inventory source runs it: every scrape's time, and the refresh's CPU in that process; and, for
+a machine shared with other work, the same scrapes just before the refresh.
 
 Targets (design): at 10,000 agents under 300 ms of CPU and under 100 MB RSS; at 100,000 agents
 under 1 s of CPU, under 500 MB RSS and no scrape over 50 ms during the refresh.
@@ -62,6 +63,39 @@ def child_rss(agents: int, trim: bool) -> str:
     return result.stdout.strip()
 
 
+def longest_holds(agents: int) -> list[float]:
+    """A refresh in a worker thread while this thread wakes every millisecond: for each wake-up
+    that came late, the CPU the refresh thread used meanwhile (its own clock, so other work on
+    the machine does not count). The largest are the longest the refresh kept the event loop
+    from running (holding the GIL in one C call, or between two switch intervals)."""
+    data = tctl_output(agents)
+    exposition = Exposition()
+    refresh(data, exposition)
+    ready = threading.Event()
+    clock: list[int] = []
+
+    def work() -> None:
+        clock.append(time.pthread_getcpuclockid(threading.get_ident()))
+        ready.set()
+        refresh(data, exposition)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    ready.wait()
+    holds: list[float] = []
+    before = time.clock_gettime(clock[0])
+    while worker.is_alive():
+        time.sleep(0.001)
+        try:
+            now = time.clock_gettime(clock[0])
+        except OSError:  # the thread ended meanwhile
+            break
+        holds.append(now - before)
+        before = now
+    worker.join()
+    return sorted(holds, reverse=True)
+
+
 def scraped_while_refreshing(agents: int) -> None:
     with Target("ours", agents) as target:
         timings: list[float] = []
@@ -72,6 +106,7 @@ def scraped_while_refreshing(agents: int) -> None:
             while not done.is_set() and time.monotonic() < deadline:
                 timings.extend(curl_times(target.url, GZIP_OPENMETRICS, 3))
 
+        quiet = curl_times(target.url, GZIP_OPENMETRICS, 30)  # the same scrapes, no refresh
         target.refresh()
         scraper = threading.Thread(target=scrape)
         scraper.start()
@@ -82,6 +117,7 @@ def scraped_while_refreshing(agents: int) -> None:
     print(f"scraped while a {agents}-agent refresh runs in the exporter's server process")
     print(f"  refresh CPU there: {cpu * 1000:.0f} ms; RSS after it: {rss:.0f} MB")
     print(f"  gzip scrapes meanwhile: {summary(timings)}")
+    print(f"  the same scrapes just before, no refresh: {summary(quiet)}")
 
 
 def main() -> None:
@@ -110,8 +146,15 @@ def main() -> None:
             f"  RSS holding the exposition after a second refresh: {child_rss(agents, True)} MB "
             f"(without giving freed memory back: {child_rss(agents, False)} MB)"
         )
+    largest = max(args.agents)
+    holds = longest_holds(largest)
+    print(
+        f"longest the event loop waited on a {largest}-agent refresh, in the refresh's own CPU: "
+        + ", ".join(f"{hold * 1000:.0f}" for hold in holds[:5])
+        + " ms"
+    )
     if not args.no_scrapes:
-        scraped_while_refreshing(max(args.agents))
+        scraped_while_refreshing(largest)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from benchmarks.fixtures import derive, rss_mb, tctl_output
+from exporter import memtrim
 from exporter import metrics as m
 from exporter.collectors.fleet import fleet_families
 from exporter.exposition import Exposition
@@ -146,8 +147,9 @@ class Refresh:
 
         def run() -> None:
             started = time.thread_time()
-            view = derive(holder.pop())
-            exposition.update(("fleet", tenant), fleets.fleet_families(tenant, view))
+            with memtrim.collector_paused():
+                view = derive(holder.pop())
+                exposition.update(("fleet", tenant), fleets.fleet_families(tenant, view))
             self.cpu = time.thread_time() - started
 
         self.thread = threading.Thread(target=run, name="refresh", daemon=True)

@@ -547,3 +547,22 @@ def test_pre_rendered_lines_shared_with_another_key_appear_once() -> None:
     exposition.update("second", fleet_families("t", view, per_agent=True))
     lines = [line for line in exposition.body().decode().splitlines() if "agent_info{" in line]
     assert len(lines) == 2  # once the first key left, the second one's republish exports them
+
+
+def test_a_fleet_decoded_in_slices_is_the_fleet_decoded_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from exporter.models import inventory
+
+    records = generate_inventory(200, mix="skewed", seed=3)
+    whole = parse_inventory(json.dumps(records, indent=2).encode())
+    monkeypatch.setattr(inventory, "SLICE_BYTES", 2_000)  # dozens of slices
+    for document in (json.dumps(records, indent=2), json.dumps(records), "[\n  \n]"):
+        parsed = parse_inventory(document.encode())
+        expected = whole.instances if document != "[\n  \n]" else []
+        assert parsed.instances == expected and parsed.skipped == 0
+    # a broken record in a later slice costs only itself
+    broken = [*records[:150], {"metadata": {"name": 7}, "spec": {}}, *records[150:]]
+    parsed = parse_inventory(json.dumps(broken, indent=2).encode())
+    assert parsed.instances == whole.instances and parsed.skipped == 1
+    assert parsed.skipped_examples == ("#150: metadata.name: Expected `str`, got `int`",)

@@ -34,7 +34,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.samples import Sample
 
 from exporter.exposition import rendered_gauge
-from exporter.fleet import SKEWS, AgentView, FleetView
+from exporter.fleet import SKEWS, FleetView
 from exporter.fleet import UPDATER_STATUSES as FLEET_UPDATER_STATUSES
 from exporter.metrics import (
     AGENT_INFO,
@@ -69,7 +69,6 @@ _INFO_LABELS = (
     "updater_status",
 )
 assert AGENT_INFO.labels == _INFO_LABELS
-assert AgentView._fields[:8] == _INFO_LABELS[1:], "agent_info's labels are AgentView[:8]"
 _AGENT_LABELS = ("tenant", "server_id")
 assert AGENT_MAJORS_BEHIND.labels == AGENT_LAST_SEEN.labels == _AGENT_LABELS
 
@@ -119,28 +118,46 @@ def fleet_families(
 
 def _per_agent(tenant: str, view: FleetView) -> list[Metric]:
     # Hot path at 100,000 agents: the lines are written straight from the agent views
-    # (exposition.rendered_gauge), with no prometheus_client sample per series. An AgentView's
-    # first eight fields are agent_info's labels after `tenant`, in order.
+    # (exposition.rendered_gauge), with no prometheus_client sample per series.
     agents = view.agents
     info = rendered_gauge(
         AGENT_INFO.name,
         AGENT_INFO.help,
         _INFO_LABELS,
-        ((agent[:8], 1.0) for agent in agents),
+        (
+            (
+                (
+                    agent.server_id,
+                    agent.hostname,
+                    agent.version,
+                    agent.services,
+                    agent.upgrader,
+                    agent.upgrader_version,
+                    agent.update_group,
+                    agent.updater_status,
+                ),
+                1.0,
+            )
+            for agent in agents
+        ),
         constant=(tenant,),
     )
     behind = rendered_gauge(
         AGENT_MAJORS_BEHIND.name,
         AGENT_MAJORS_BEHIND.help,
         _AGENT_LABELS,
-        ((agent[:1], agent.majors_behind) for agent in agents if agent.majors_behind is not None),
+        (
+            ((agent.server_id,), agent.majors_behind)
+            for agent in agents
+            if agent.majors_behind is not None
+        ),
         constant=(tenant,),
     )
     last_seen = rendered_gauge(
         AGENT_LAST_SEEN.name,
         AGENT_LAST_SEEN.help,
         _AGENT_LABELS,
-        ((agent[:1], agent.last_seen) for agent in agents if agent.last_seen is not None),
+        (((agent.server_id,), agent.last_seen) for agent in agents if agent.last_seen is not None),
         constant=(tenant,),
     )
     return [info, behind, last_seen]

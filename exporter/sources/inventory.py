@@ -16,6 +16,7 @@ import threading
 
 import anyio.to_thread
 
+from exporter import memtrim
 from exporter.collectors.fleet import fleet_families
 from exporter.errors import SourceError
 from exporter.fleet import FleetView, derive_fleet
@@ -74,6 +75,10 @@ class InventorySource(Source):
         await anyio.to_thread.run_sync(self._parse_and_publish, holder)
 
     def _parse_and_publish(self, holder: list[bytes | bytearray]) -> None:
+        with memtrim.collector_paused():
+            self._parse_and_publish_now(holder)
+
+    def _parse_and_publish_now(self, holder: list[bytes | bytearray]) -> None:
         try:
             parsed = parse_inventory(holder.pop())
         except InventoryParseError as exc:
@@ -136,6 +141,7 @@ class InventorySource(Source):
 
     def _rederive(self) -> None:
         try:
-            self._publish(None)
+            with memtrim.collector_paused():
+                self._publish(None)
         except Exception:  # a derivation bug must not pass silently in a thread
             log.exception("tenant %s: re-deriving the fleet failed", self.tenant.name)
