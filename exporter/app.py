@@ -21,9 +21,11 @@ from exporter.ledger import Ledger
 from exporter.runtime import Runtime
 from exporter.server import App, build_server
 from exporter.sla_service import SlaService
+from exporter.sources.agent_report import AgentReportSource
 from exporter.sources.base import Source
 from exporter.sources.identity import IdentitySource
 from exporter.sources.inventory import InventorySource
+from exporter.sources.maintenance_config import MaintenanceConfigSource
 from exporter.sources.ping import PingSource, ProbeRecorder
 from exporter.sources.rollout import RolloutSource
 from exporter.sources.statuspage import StatusPageSource
@@ -51,7 +53,11 @@ def build_sources(hub: Hub, record: ProbeRecorder | None) -> list[Source]:
             sources.append(IdentitySource(hub, tenant))
         if tenant.config.rollout.enabled:
             sources.append(RolloutSource(hub, tenant))
-        if tenant.config.inventory.enabled or tenant.config.rollout.enabled:
+        if tenant.config.uses_tctl:
+            if tenant.config.agent_report.enabled:
+                sources.append(AgentReportSource(hub, tenant))
+            if tenant.config.maintenance_config.enabled:
+                sources.append(MaintenanceConfigSource(hub, tenant))
             sources.append(TctlVersionSource(hub, tenant, tctl_versions))
     if hub.settings.status_page.url:
         sources.append(StatusPageSource(hub, hub.settings.status_page))

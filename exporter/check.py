@@ -23,7 +23,14 @@ import anyio
 from exporter.app import build_sources, close_sources
 from exporter.config import Settings
 from exporter.errors import SourceError
-from exporter.fleet import AgentView, FleetView, derive_fleet, not_updating, summarise_by_version
+from exporter.fleet import (
+    NOT_UPDATING,
+    AgentView,
+    FleetView,
+    derive_fleet,
+    not_updating,
+    summarise_by_version,
+)
 from exporter.ledger import Ledger, LedgerError
 from exporter.models.rollout import Rollout, RolloutGroup
 from exporter.runtime import Runtime
@@ -33,7 +40,7 @@ from exporter.sources.ping import PingSource
 from exporter.sources.tctl_version import TctlVersionSource
 from exporter.state import Hub, TenantState
 from exporter.update_groups import Agent, GroupPlan, assess, plan_groups
-from exporter.versions import same_version
+from exporter.versions import major_of, normalise, same_version
 
 BLOCKING_SHOWN = 20
 EXIT_HEALTHY, EXIT_FINDINGS, EXIT_UNCOLLECTED = 0, 1, 2
@@ -152,7 +159,7 @@ def _not_updating_section(report: Report, tenant: TenantState, view: FleetView) 
     stuck_behind.sort(key=lambda agent: (-(agent.majors_behind or 0), agent.hostname))
     kinds = ", ".join(
         f"{status} {sum(agent.updater_status == status for agent in frozen)}"
-        for status in ("disabled", "pinned")
+        for status in ("disabled", "pinned", "unreadable")
     )
     report.add(f"  Updater off     {len(frozen)} agent(s) will not update by themselves: {kinds}")
     if stuck_behind:
@@ -180,7 +187,8 @@ def _stuck_section(report: Report, tenant: TenantState, view: FleetView, rollout
         if verdict.stuck and verdict.group is not None:
             by_group.setdefault(verdict.group, []).append(agent)
             expected.setdefault(verdict.group, verdict.version or "?")
-    for group, agents in by_group.items():
+    order = {name: index for index, name in enumerate(plan.groups)}
+    for group, agents in sorted(by_group.items(), key=lambda item: order.get(item[0], len(order))):
         report.findings.append(
             f"{tenant.name}: {len(agents)} agent(s) of update group {group} are asked to update "
             f"and are not on its version {expected[group]}"
@@ -219,6 +227,65 @@ def _waiting_line(plan: GroupPlan, group: RolloutGroup, strategy: str) -> str:
     return "not asked"
 
 
+_WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _window_section(
+    report: Report, tenant: TenantState, view: FleetView | None, now: float
+) -> None:
+    """The agent upgrade window, and when agents that update in it next get their chance."""
+    window = tenant.upgrade_window
+    if window is None:
+        return
+    days = (
+        "every day"
+        if len(window.weekdays) == 7
+        else ", ".join(_WEEKDAY_NAMES[day] for day in sorted(window.weekdays))
+    )
+    start = window.next_start(datetime.fromtimestamp(now, UTC))
+    opened = " (open now)" if start.timestamp() <= now else ""
+    report.add(
+        f"  Upgrade window  {days} at {window.start_hour:02d}:00 UTC for v1 unit and kube agents; "
+        f"next opens {_when(start.timestamp())}{opened}"
+    )
+    if view is None or view.target_version is None:
+        return
+    waiting = [
+        agent
+        for agent in view.agents
+        if agent.upgrader in ("unit", "kube")
+        and agent.updater_status not in NOT_UPDATING
+        and not same_version(agent.version, view.target_version)
+    ]
+    if waiting:
+        blocking = sum(1 for a in waiting if a.majors_behind is not None and a.majors_behind >= 1)
+        report.add(
+            f"  Next chance     {len(waiting)} unit/kube agent(s) behind the target "
+            f"{view.target_version} ({blocking} of them blocking the next upgrade) next get a "
+            f"chance to update at {_when(start.timestamp())}"
+        )
+
+
+def _tools_section(report: Report, tenant: TenantState, source: TctlVersionSource | None) -> None:
+    """The client tools version the tenant wants, against the exporter's tctl."""
+    ping = tenant.ping
+    wanted = ping.auto_update.tools_version if ping and ping.auto_update else ""
+    if not wanted:
+        return
+    tctl = source.version if source is not None else None
+    line = f"  Client tools    the tenant wants tsh/tctl {normalise(wanted)}"
+    tools_major, tctl_major = major_of(wanted), major_of(tctl)
+    if tctl is not None and tools_major is not None and tctl_major is not None:
+        if tctl_major != tools_major:
+            line += (
+                f"; the exporter's tctl {tctl} is {abs(tools_major - tctl_major)} major(s) away "
+                "from it: it falls out of support next (update the image's tctl)"
+            )
+        else:
+            line += f"; the exporter's tctl {tctl} matches its major"
+    report.add(line)
+
+
 def _tctl_section(report: Report, tenant: TenantState, source: TctlVersionSource) -> None:
     if source.version is None:
         return
@@ -228,6 +295,15 @@ def _tctl_section(report: Report, tenant: TenantState, source: TctlVersionSource
         report.findings.append(
             f"{tenant.name}: tctl {source.version} is not supported by control plane {plane} "
             "(tctl must be on its major or one below)"
+        )
+    elif source.compatible and major_of(source.version) != major_of(plane):
+        report.add(
+            f"  tctl            {source.version}: one major behind control plane {plane}, "
+            "still supported; the next control-plane major drops it"
+        )
+        report.findings.append(
+            f"{tenant.name}: tctl {source.version} is one major behind control plane {plane}: "
+            "update it before Cloud's next major upgrade"
         )
     elif source.compatible:
         report.add(f"  tctl            {source.version}: supported by control plane {plane}")
@@ -341,6 +417,7 @@ def build_report(
             )
         if tenant.name in tctls:
             _tctl_section(report, tenant, tctls[tenant.name])
+        _tools_section(report, tenant, tctls.get(tenant.name))
         view = None
         if tenant.inventory is not None:
             view = derive_fleet(
@@ -353,6 +430,7 @@ def build_report(
         if view is not None and view.not_updating is not None:
             reasons = ", ".join(f"{reason} {count}" for reason, count in view.not_updating.items())
             report.add(f"  Not updating    {sum(view.not_updating.values())}: {reasons}")
+        _window_section(report, tenant, view, now)
         if tenant.rollout is not None:
             _rollout_section(report, tenant, tenant.rollout, view)
             if view is not None:

@@ -112,6 +112,10 @@ class InventoryConfig(_Strict):
     # ~630 bytes per agent as tctl prints it: 64 MiB holds 100,000 agents, and parsing that much
     # still fits the shipped 512 MiB memory limit (256 MiB of JSON would need over 1 GiB).
     max_output_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    # `tctl inventory ls` scans the tenant's backend on every call: at large fleets the interval
+    # stretches so the inventory pulls at most this many bytes an hour (0: always `interval`).
+    max_bytes_per_hour: int = Field(default=40_000_000, ge=0)
+    max_interval: Duration = 3600.0
 
 
 class VersionChannelConfig(_Strict):
@@ -127,6 +131,21 @@ class RolloutConfig(_Strict):
     interval: Duration = 300.0
 
 
+class AgentReportConfig(_Strict):
+    """Teleport 18's `autoupdate_agent_report` (served from Auth's cache, written every minute)."""
+
+    enabled: bool = True
+    interval: Duration = 60.0
+
+
+class MaintenanceConfigConfig(_Strict):
+    """`cluster_maintenance_config`: the agent upgrade window (rarely changes; a few hundred
+    bytes from Auth's cache, re-read so the published next start moves on after a window)."""
+
+    enabled: bool = True
+    interval: Duration = 600.0
+
+
 class SlaConfig(_Strict):
     objective: float = Field(default=0.999, gt=0.0, lt=1.0)
     exclude_maintenance: bool = True
@@ -140,6 +159,8 @@ class TenantConfig(_Strict):
     version_channel: VersionChannelConfig = VersionChannelConfig()
     inventory: InventoryConfig = InventoryConfig()
     rollout: RolloutConfig = RolloutConfig()
+    agent_report: AgentReportConfig = AgentReportConfig()
+    maintenance_config: MaintenanceConfigConfig = MaintenanceConfigConfig()
     sla: SlaConfig = SlaConfig()
 
     @field_validator("proxy")
@@ -160,7 +181,7 @@ class TenantConfig(_Strict):
         if not self.name:
             object.__setattr__(self, "name", self.host)
         identity = self.inventory.identity_file
-        if self.inventory.enabled or self.rollout.enabled:
+        if self.uses_tctl:
             # tbot may write the file after we start (sidecar), so a missing file in an existing
             # directory is tolerated; a missing directory or an unreadable file is a mistake.
             if not identity.parent.is_dir():
@@ -170,6 +191,13 @@ class TenantConfig(_Strict):
             if identity.exists() and not os.access(identity, os.R_OK):
                 raise ValueError(f"inventory.identity_file: cannot read {str(identity)!r}")
         return self
+
+    @property
+    def uses_tctl(self) -> bool:
+        """Whether the exporter runs tctl against this tenant. The agent report and the
+        maintenance config share the inventory's tctl setup, so they run only with it (or the
+        rollout) enabled."""
+        return self.inventory.enabled or self.rollout.enabled
 
     @property
     def host(self) -> str:

@@ -17,3 +17,12 @@ class SourceError(Exception):
         self.reason: Reason = reason
         self.message = message
         self.retry_after = retry_after
+
+
+class SourceUnavailableError(SourceError):
+    """The tenant cannot serve this source at all (an older Teleport without the resource, or a
+    role without the rule): not a failure to count every interval. The scheduler marks the
+    source down, logs the message once, counts no error and checks again after `retry_after`."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__("other", message, retry_after)

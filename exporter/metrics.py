@@ -26,6 +26,8 @@ SOURCES = (
     "version_channel",
     "inventory",
     "rollout",
+    "agent_report",
+    "maintenance_config",
     "status_page",
     "tctl_version",
     "identity",
@@ -137,6 +139,15 @@ SOURCE_DURATION = _family(
     "source",
     "target",
 )
+SOURCE_RESPONSE_BYTES = _family(
+    "exporter",
+    "source_response_bytes",
+    "gauge",
+    "Size of the source's last answer from upstream in bytes: what the exporter costs the "
+    "tenant per refresh.",
+    "source",
+    "target",
+)
 SOURCE_ERRORS = _family(
     "exporter",
     "source_errors",
@@ -233,6 +244,15 @@ TCTL_VERSION_INFO = _family(
     "tctl_version_info",
     "gauge",
     "Version of the tctl binary the exporter runs (`tctl version`); always 1.",
+    "version",
+)
+CLIENT_TOOLS_VERSION = _family(
+    "probe",
+    "client_tools_version_info",
+    "gauge",
+    "The tsh/tctl version the tenant wants clients to run (ping's auto_update.tools_version); "
+    "always 1. A tctl a major away from it falls out of support next.",
+    "tenant",
     "version",
 )
 TCTL_COMPATIBLE = _family(
@@ -404,6 +424,42 @@ ROLLOUT_GROUP_STUCK = _family(
     "group outside its window; agents that cannot update are in agents_not_updating instead.",
     "tenant",
     "group",
+)
+
+REPORT_AGENTS = _family(
+    "rollout",
+    "autoupdate_report_agents",
+    "gauge",
+    "Agents by update group and version from Teleport's own agent reports "
+    "(autoupdate_agent_report, Teleport 18+), summed over the Auth servers' reports Teleport "
+    "would accept; absent without a rollout.",
+    "tenant",
+    "group",
+    "version",
+)
+REPORT_OMITTED = _family(
+    "rollout",
+    "autoupdate_report_omitted",
+    "gauge",
+    "Agents Teleport's agent reports leave out, by Teleport's reason.",
+    "tenant",
+    "reason",
+)
+REPORT_TIMESTAMP = _family(
+    "rollout",
+    "autoupdate_report_timestamp_seconds",
+    "gauge",
+    "When the newest merged agent report was written, as Unix time.",
+    "tenant",
+)
+UPGRADE_WINDOW_NEXT_START = _family(
+    "rollout",
+    "agent_upgrade_window_next_start_timestamp_seconds",
+    "gauge",
+    "Start of the tenant's next agent upgrade window (cluster_maintenance_config: weekdays and "
+    "UTC start hour), as Unix time; v1 unit and kube agents update in it. Absent when the "
+    "tenant sets none.",
+    "tenant",
 )
 
 # Status page

@@ -80,6 +80,11 @@ def _probe_records(c: MixinConfig) -> Group:
     return Group("teleport-cloud-probe.rules", tuple(rules))
 
 
+def _major(selector: str) -> str:
+    """`selector` with its `version` label's major as a `major` label."""
+    return f'label_replace({selector}, "major", "$1", "version", "([0-9]+)\\\\..*")'
+
+
 def _fleet_records(c: MixinConfig) -> Group:
     by = c.by
     agents = sel(c, "teleport_cloud_agents")
@@ -258,6 +263,12 @@ def _fleet_alerts(c: MixinConfig) -> Group:
     t = c.thresholds
     by = c.by
     rolled_back = sel(c, "teleport_cloud_autoupdate_group_state", 'state="rolledback"')
+    plane_major = sel(c, "teleport_cloud_control_plane_major_version")
+    tctl_info = sel(c, "teleport_cloud_tctl_version_info")
+    tctl_major = _major(tctl_info)
+    tools_major = _major(
+        f"max by ({by}, version) ({sel(c, 'teleport_cloud_client_tools_version_info')})"
+    )
     return Group(
         "teleport-cloud-fleet",
         (
@@ -382,6 +393,40 @@ def _fleet_alerts(c: MixinConfig) -> Group:
                 description="The tctl binary of an exporter replica watching tenant "
                 "{{ $labels.tenant }} is neither the control plane's major nor one below it; "
                 "upgrade tctl in the exporter's image.",
+            ),
+            Rule(
+                "TeleportCloudTctlOneMajorBehind",
+                f"count by ({by}) (\n"
+                f'    count_values by ({by}) ("major", max by ({by}) ({plane_major}) - 1)\n'
+                f"  and on ({c.group('major')})\n"
+                f"    {tctl_major}\n"
+                ")",
+                "Still supported, but Cloud's next control-plane major drops it: update the\n"
+                "image's tctl before that. Majors are compared as labels: count_values turns\n"
+                "the control plane's major minus one into one.",
+                severity="ticket",
+                duration="15m",
+                summary="The exporter's tctl is one major behind the control plane.",
+                description="An exporter replica watching tenant {{ $labels.tenant }} runs a tctl "
+                "one major behind the control plane; the next control-plane major upgrade leaves "
+                "it unsupported and stops the inventory. Update tctl in the exporter's image.",
+            ),
+            Rule(
+                "TeleportCloudTctlAwayFromClientTools",
+                f"count by ({by}) (\n"
+                f"    {tools_major}\n"
+                f"  unless on ({c.group('major')})\n"
+                f"    {tctl_major}\n"
+                f") and on ({c.group()}) (count by ({c.group()}) ({tctl_info}) > 0)",
+                "The tenant's client tools version (ping's tools_version) is where the control\n"
+                "plane is going: a tctl on another major falls out of support next. Info: a\n"
+                "heads-up, not yet a failure.",
+                severity="info",
+                duration="30m",
+                summary="The exporter's tctl is a major away from the tenant's client tools.",
+                description="Tenant {{ $labels.tenant }} wants clients on another major than the "
+                "exporter's tctl (teleport_cloud_client_tools_version_info); update the image's "
+                "tctl before the control plane moves on.",
             ),
         ),
     )

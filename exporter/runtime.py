@@ -26,7 +26,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter import __version__
 from exporter import metrics as m
-from exporter.errors import SourceError
+from exporter.errors import SourceError, SourceUnavailableError
 from exporter.sources.base import Source
 from exporter.sources.http import resource_exhaustion
 from exporter.state import Hub
@@ -50,9 +50,14 @@ class Health:
     consecutive_failures: int = 0
     errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(m.ERROR_REASONS, 0))
     """Failed refreshes by reason since the start; every reason exported, 0 when none."""
+    unavailable: str | None = None
+    """Why the tenant cannot serve this source (SourceUnavailableError), logged once; None when it
+    can."""
 
 
-def health_families(kind: str, target: str, health: Health) -> list[Metric]:
+def health_families(
+    kind: str, target: str, health: Health, response_bytes: int | None = None
+) -> list[Metric]:
     """The health series of one source (`source_up`, `..._last_success_...`, `..._duration_...`,
     `source_errors_total` by reason). Each source publishes its own under its own key, so a
     refresh re-renders 12 series, not those of every source of every tenant."""
@@ -63,6 +68,8 @@ def health_families(kind: str, target: str, health: Health) -> list[Metric]:
     ]
     if health.last_success is not None:
         families.append(m.SOURCE_LAST_SUCCESS.single(labels, health.last_success))
+    if response_bytes is not None:
+        families.append(m.SOURCE_RESPONSE_BYTES.single(labels, response_bytes))
     errors = m.SOURCE_ERRORS.new()
     assert isinstance(errors, CounterMetricFamily)
     for reason, count in health.errors.items():
@@ -167,7 +174,21 @@ class Runtime:
             error.__cause__ = exc
             internal = not resource_exhaustion(exc)
         health.duration = time.perf_counter() - started
-        if error is None:
+        if isinstance(error, SourceUnavailableError):
+            health.up = False
+            if health.unavailable != error.message:
+                log.warning(
+                    "source=%s target=%s unavailable, checking again every %gs: %s",
+                    source.kind,
+                    source.target,
+                    error.retry_after or source.interval,
+                    error.message,
+                )
+            health.unavailable = error.message
+        elif error is None:
+            if health.unavailable is not None:
+                log.info("source=%s target=%s available again", source.kind, source.target)
+            health.unavailable = None
             health.up = True
             health.last_success = time.time()
             health.consecutive_failures = 0
@@ -213,4 +234,6 @@ class Runtime:
 
     def _publish_health(self, source: Source) -> None:
         key = (source.kind, source.target)
-        self.hub.publish(("health", *key), health_families(*key, self.health[key]))
+        self.hub.publish(
+            ("health", *key), health_families(*key, self.health[key], source.response_bytes)
+        )

@@ -16,6 +16,7 @@ from exporter.exposition import Exposition
 
 if TYPE_CHECKING:
     from exporter.models.inventory import Instance
+    from exporter.models.maintenance_config import UpgradeWindow
     from exporter.models.ping import PingInfo
     from exporter.models.rollout import Rollout
     from exporter.models.statuspage import Summary
@@ -34,6 +35,8 @@ class TenantState:
     """Last good parsed `tctl inventory ls` (exporter.models.inventory), None before the first."""
     rollout: Rollout | None = None
     """Last good Managed Updates v2 rollout (exporter.models.rollout), None when none."""
+    upgrade_window: UpgradeWindow | None = None
+    """The agent upgrade window (cluster_maintenance_config), None when unset or unread."""
 
     @property
     def name(self) -> str:

@@ -20,11 +20,12 @@ an agent belongs to"):
 - Stuck: asked, and not on the group's version of the moment. An agent that cannot update by
   itself (no upgrader; updater disabled, pinned or unreadable) is never stuck: it is counted
   by reason in `not_updating` instead.
-- Teleport's own `present_count` / `up_to_date_count` leave out agents with no updater
-  information (no upgrader, v1 `unit` updaters, older agents), pinned, disabled and unreadable
-  updaters, Teleport-managed Auth/Proxy instances and agents registered less than a minute ago
-  (the inventory cannot tell those); the halt-on-error strategy counts unlisted groups into the
-  last group. `teleport_counts` reproduces that so the two can be compared.
+- Teleport's own `present_count` / `up_to_date_count` come from the Auth servers' agent
+  reports, which leave out (lib/auth `filterHandler`) agents with no upgrader, v1 `unit`
+  updaters, updaters that report no `UpdaterInfo` or an empty group (too old), every updater
+  status but OK, Teleport-managed Auth/Proxy instances and agents registered less than a minute
+  ago (the inventory cannot tell those); the halt-on-error strategy counts unlisted groups into
+  the last group. `teleport_counts` reproduces that so the two can be compared.
 
 With an immediate schedule the rollout has no groups: stuck agents are then counted under their
 own update group (`default` when they report none).
@@ -313,11 +314,13 @@ def not_updating_counts(agents: Iterable[Agent]) -> dict[str, int]:
 
 
 def counted_by_teleport(agent: Agent) -> bool:
-    """Whether Teleport's own group counts include this agent (see the module doc)."""
+    """Whether Teleport's agent reports, hence its group counts, include this agent: an upgrader
+    other than v1 `unit`, a reported update group, and updater status OK (lib/auth
+    `filterHandler`; registration time and Teleport-managed instances aside)."""
     return (
-        agent.updater_status != "unspecified"
+        agent.updater_status == "ok"
+        and agent.update_group != ""
         and agent.upgrader not in (NO_UPGRADER, UNIT_UPGRADER)
-        and not_updating_reason(agent.upgrader, agent.updater_status) is None
     )
 
 

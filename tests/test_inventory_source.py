@@ -21,7 +21,7 @@ from exporter.errors import SourceError
 from exporter.models.ping import AutoUpdate, PingInfo
 from exporter.simulator.fake_tctl import BAD_INVOCATION, write_fake_tctl
 from exporter.simulator.fleetgen import generate_inventory
-from exporter.sources.inventory import InventorySource
+from exporter.sources.inventory import InventorySource, scaled_interval
 from exporter.sources.tctl import classify_failure, summarise_stderr
 from exporter.state import Hub, TenantState
 from tests.conftest import parse_samples, series, value
@@ -374,7 +374,7 @@ from pathlib import Path
 from exporter.config import Settings
 from exporter.errors import SourceError
 from exporter.state import Hub
-from exporter.sources.inventory import InventorySource
+from exporter.sources.inventory import InventorySource, scaled_interval
 
 def rss():
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -416,3 +416,48 @@ def test_memory_goes_back_down_after_an_oversized_output(tmp_path: Path) -> None
     assert figures["reason"] == "too_large" and figures["limit"] == limit
     assert figures["after"] < 512 * 1024 * 1024
     assert figures["after"] - figures["before"] < 64 * 1024 * 1024, figures
+
+
+@pytest.mark.parametrize(
+    ("response_bytes", "expected"),
+    [
+        (100_000, 60.0),  # ~160 agents: the configured interval
+        (6_300_000, 567.0),  # ~10,000 agents: 40 MB an hour
+        (630_000_000, 3600.0),  # ~1,000,000 agents: capped at max_interval
+    ],
+)
+def test_scaled_interval(response_bytes: int, expected: float) -> None:
+    assert scaled_interval(60.0, response_bytes, 40_000_000, 3600.0) == pytest.approx(expected)
+    assert scaled_interval(60.0, response_bytes, 0, 3600.0) == 60.0  # scaling off
+
+
+def test_large_fleet_stretches_the_interval_and_reports_its_bytes(tmp_path: Path) -> None:
+    from exporter.runtime import Runtime
+
+    hub, _, source, fake = _setup(
+        tmp_path, {"inventory": {"size": 3000}}, max_bytes_per_hour=10_000_000
+    )
+    runtime = Runtime(hub, [source], seed=1)
+    assert anyio.run(runtime.refresh_once, source) is None
+    printed = subprocess.run(
+        [
+            str(fake),
+            "--auth-server=127.0.0.1:3080",
+            "-i",
+            str(tmp_path / "identity"),
+            "inventory",
+            "ls",
+            "--format=json",
+        ],
+        env={**os.environ, "TELEPORT_TOOLS_VERSION": "off"},
+        capture_output=True,
+        check=True,
+    ).stdout
+    samples = parse_samples(hub.exposition.body().decode())
+    measured = value(
+        samples, "teleport_cloud_source_response_bytes", source="inventory", target="t"
+    )
+    assert measured == source.response_bytes
+    assert abs(measured - len(printed)) < 0.01 * len(printed)  # last_seen varies run to run
+    assert source.interval == pytest.approx(measured * 3600 / 10_000_000)
+    assert source.interval > 60

@@ -488,6 +488,9 @@ def test_teleport_role_is_least_privilege() -> None:
         ("autoupdate_config", "read"),
         ("autoupdate_version", "read"),
         ("autoupdate_agent_rollout", "read"),
+        ("autoupdate_agent_report", "list"),  # Teleport 18's agent reports: list and read
+        ("autoupdate_agent_report", "read"),
+        ("cluster_maintenance_config", "read"),
     }
 
 

@@ -201,10 +201,11 @@ def test_teleport_counts_leave_out_whom_teleport_leaves_out() -> None:
         _agent(TARGET, "dev", status="pinned"),  # left out
         _agent(TARGET, "dev", upgrader="unit", status="unspecified"),  # left out
         _agent(TARGET, "dev", upgrader="none", status="unspecified"),  # left out
+        _agent(TARGET, "dev", status="unspecified"),  # left out: only OK counts
         _agent(START, "nosuch"),  # halt-on-error: counted in the last group
-        _agent(TARGET, ""),  # likewise
+        _agent(TARGET, ""),  # no group reported: left out as too old
     ]
-    assert teleport_counts(agents, plan) == {"dev": (2, 1), "staging": (0, 0), "prod": (2, 1)}
+    assert teleport_counts(agents, plan) == {"dev": (2, 1), "staging": (0, 0), "prod": (1, 0)}
     time_based = plan_groups(_rollout(("done", "active", "unstarted"), strategy="time-based"))
     assert time_based is not None
     assert teleport_counts(agents, time_based)["prod"] == (0, 0)

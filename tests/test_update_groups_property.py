@@ -149,14 +149,13 @@ def t_cannot_update(agent: TAgent) -> str | None:
 
 
 def t_counted(agent: TAgent) -> bool:
-    """Whether Teleport's own present/up-to-date counts include the agent."""
-    return agent.status not in (
-        None,
-        "unspecified",
-        "disabled",
-        "pinned",
-        "unreadable",
-    ) and agent.upgrader not in (None, "unit")
+    """lib/auth `filterHandler`: whether the agent reports (hence Teleport's present and
+    up-to-date counts) include the agent."""
+    if agent.upgrader is None or agent.upgrader == "unit":
+        return False  # no updater; v1 updater
+    if agent.status is None or agent.group == "":
+        return False  # updater too old
+    return agent.status == "ok"
 
 
 def transcribe(rollout: TRollout, agents: list[TAgent], now: datetime) -> dict[str, Any]:
@@ -235,7 +234,9 @@ def agents(draw: st.DrawFn, index: int) -> TAgent:
     status: str | None = None
     group = ""
     if upgrader in ("kube", "binary"):
-        status = draw(st.sampled_from(("ok", "ok", "ok", "disabled", "pinned", "unreadable")))
+        status = draw(
+            st.sampled_from(("ok", "ok", "ok", "disabled", "pinned", "unreadable", "unspecified"))
+        )
         group = draw(st.sampled_from(("", *GROUP_NAMES, "unlisted")))
     return TAgent(
         str(uuid.UUID(int=index + 1)),

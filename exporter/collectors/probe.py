@@ -84,6 +84,9 @@ def cluster_families(tenant: TenantState) -> list[Metric]:
     for endpoint, address in ping.endpoints():
         endpoints.add_metric([name, endpoint, address], 1.0)
     families.append(endpoints)
+    if ping.auto_update is not None and ping.auto_update.tools_version:
+        tools = normalise(ping.auto_update.tools_version)
+        families.append(m.CLIENT_TOOLS_VERSION.single([name, tools], 1.0))
     return families
 
 

@@ -44,6 +44,10 @@ def tctl_scenario(scenario: str, agents: int) -> dict[str, Any]:
             "broken": 2 if scenario == "demo" else 0,
         },
         "rollout": scenario_rollout(scenario),
+        # Two Auth servers write agent reports (while a rollout exists); the window is the
+        # tenant's cluster_maintenance_config.
+        "agent_report": {"auth_servers": [["auth-a", 5.0], ["auth-b", 25.0]]},
+        "maintenance_config": {"weekdays": ["Tue", "Thu"], "utc_start_hour": 3},
         "compact": True,
     }
 

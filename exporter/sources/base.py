@@ -34,6 +34,9 @@ class Source(ABC):
         self.target = target
         self.interval = interval
         self.timeout = timeout
+        self.response_bytes: int | None = None
+        """Size of the last answer read from upstream (`source_response_bytes`): what the
+        exporter costs the tenant. None until a source that measures it has read one."""
 
     @abstractmethod
     async def refresh(self) -> None:

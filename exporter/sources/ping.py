@@ -175,6 +175,7 @@ class PingSource(Source):
                 result.status_code = response.status_code
                 body = await read_capped(response, MAX_PING_BYTES)
                 end = time.perf_counter()  # last byte; closing the connection is not the probe's
+                self.response_bytes = len(body)
             finally:
                 await response.aclose()
         except Exception as exc:

@@ -46,9 +46,11 @@ class RolloutSource(Source):
                 timeout=self.timeout,
                 max_bytes=min(MAX_ROLLOUT_BYTES, config.inventory.max_output_bytes),
             )
-        except TctlNotFoundError:
+        except TctlNotFoundError as exc:
+            self.response_bytes = len(exc.message)
             rollout = None
         else:
+            self.response_bytes = len(data)
             try:
                 rollout = parse_rollout(data)
             except RolloutParseError as exc:

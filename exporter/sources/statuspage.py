@@ -97,7 +97,9 @@ class StatusPageSource(Source):
             )
         if response.status_code != 200:
             raise SourceError("http", f"status page answered HTTP {response.status_code}")
-        return await read_capped(response, MAX_SUMMARY_BYTES)
+        body = await read_capped(response, MAX_SUMMARY_BYTES)
+        self.response_bytes = len(body)
+        return body
 
     async def aclose(self) -> None:
         await self._client.aclose()

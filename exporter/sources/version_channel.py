@@ -79,6 +79,7 @@ class VersionChannelSource(Source):
                         "http", f"version channel answered HTTP {response.status_code}"
                     )
                 body = await read_capped(response, MAX_CHANNEL_BYTES)
+                self.response_bytes = len(body)
             finally:
                 await response.aclose()
         except Exception as exc:
