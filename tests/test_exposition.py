@@ -506,3 +506,34 @@ def test_pre_rendered_gauge_lines_are_the_rendered_samples_lines(tenant: str) ->
     actual.update("k", [lines])
     assert actual.body() == expected.body()
     assert decoded_as_one_member(actual.body(gzipped=True)) == expected.body()
+
+
+def test_the_collector_stays_paused_until_the_last_refresh_ends() -> None:
+    import gc
+    import threading
+
+    assert gc.isenabled()
+    inside = threading.Event()
+    release = threading.Event()
+
+    def other_refresh() -> None:
+        with memtrim.collector_paused():
+            inside.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=other_refresh)
+    with memtrim.collector_paused():
+        assert not gc.isenabled()
+        worker.start()
+        assert inside.wait(10)
+    assert not gc.isenabled()  # the other refresh still runs
+    release.set()
+    worker.join(10)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with memtrim.collector_paused():
+            pass
+        assert not gc.isenabled()  # a collector that was off stays off
+    finally:
+        gc.enable()
