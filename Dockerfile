@@ -5,7 +5,7 @@
 #   docker build -t teleport-cloud-exporter:0.1.0 .
 # Keep TELEPORT_VERSION at the tenants' major version (or one below): tctl must not be newer than
 # the cluster it talks to. Every base image is a build argument, so a build can substitute
-# mirrored or stand-in images (tests/test_container.py builds with stand-ins made from Debian).
+# mirrored or stand-in images (tests/system/test_container.py builds with stand-ins made from Debian).
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 ARG TELEPORT_IMAGE=public.ecr.aws/gravitational/teleport-ent-distroless

@@ -18,14 +18,22 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+# Patterns name both the package layout (fleet/source.py) and the flat one it replaced
+# (sources/inventory.py), so a profile of an older build sorts the same way.
 ACTIVITIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("inventory refresh (worker thread)", ("_parse_and_publish", "_rederive")),
-    ("inventory tctl run (subprocess, pipes)", ("sources/tctl.py", "sources/inventory.py")),
+    (
+        "inventory tctl run (subprocess, pipes)",
+        ("sources/tctl.py", "sources/inventory.py", "tctl/runner.py", "fleet/source.py"),
+    ),
     ("source health publishes", ("_publish_health",)),
-    ("SLA ticks and ledger", ("sla_service.py", "exporter/ledger.py")),
-    ("probes (ping: HTTP, TLS, publish)", ("sources/ping.py",)),
-    ("other sources (rollout, channel, identity, tctl version)", ("exporter/sources/",)),
-    ("scrapes (server)", ("exporter/server.py", "uvicorn/", "httptools")),
+    ("SLA ticks and ledger", ("sla_service.py", "exporter/ledger.py", "exporter/sla/")),
+    ("probes (ping: HTTP, TLS, publish)", ("sources/ping.py", "exporter/probe/")),
+    (
+        "other sources (rollout, channel, identity, tctl version, agent report)",
+        ("exporter/sources/", "exporter/rollout/", "exporter/tctl/", "exporter/status_page/"),
+    ),
+    ("scrapes (server)", ("exporter/server.py", "exporter/web/", "uvicorn/", "httptools")),
     ("loop monitor", ("LoopMonitor", "monitor.run")),
     ("event loop itself (asyncio, selectors)", ("asyncio/", "selectors.py", "anyio/")),
 )
@@ -35,8 +43,8 @@ OPERATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("inventory JSON parse", ("parse_inventory",)),
     ("fleet derivation", ("derive_fleet",)),
     ("fleet families", ("fleet_families",)),
-    ("snapshot build (whole-body CRC, chunk lists)", ("_build (exporter/exposition.py",)),
-    ("family CRC recombination", ("recombine", "exporter/gzipparts.py")),
+    ("snapshot build (whole-body CRC, chunk lists)", ("_build (exporter/exposition",)),
+    ("family CRC combination", ("recombine", "gzipparts.py", "gzip_parts.py")),
     ("render and deflate", ("render_family", "deflate_part", "render_lines")),
     ("SQLite", ("sqlite3", "libsqlite")),
     ("HTTP client (httpx, httpcore)", ("httpx/", "httpcore/")),

@@ -16,13 +16,13 @@ import statistics
 import time
 
 from benchmarks.fixtures import derive, families, tctl_output
-from exporter import metrics as m
-from exporter.collectors.probe import probe_families
-from exporter.collectors.sla import sla_families
-from exporter.exposition import Exposition
-from exporter.runtime import Health, health_families
-from exporter.sla import SlaSummary
-from exporter.sources.ping import ProbeResult
+from exporter.core import catalogue as m
+from exporter.core.scheduler import Health, health_families
+from exporter.exposition.body import Exposition
+from exporter.probe.families import probe_families
+from exporter.probe.model import ProbeResult
+from exporter.sla.derive import SlaSummary
+from exporter.sla.families import sla_families
 
 SOURCES = ("ping", "version_channel", "inventory", "identity", "rollout", "tctl_version")
 PROBE_INTERVAL = 15.0

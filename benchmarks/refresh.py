@@ -1,6 +1,6 @@
 """Inventory refresh cost: CPU time of parse + derive + families + render + compress, and the
 resident memory of a process holding that fleet's exposition after a second refresh, with and
-without handing freed memory back (gc + malloc_trim, exporter.memtrim).
+without handing freed memory back (gc + malloc_trim, exporter.exposition.memtrim).
 
 Then the exporter's server at the largest fleet size is scraped without pause (OpenMetrics +
 gzip, curl on a kept-alive connection) while a whole refresh runs in its worker thread, as the
@@ -24,7 +24,7 @@ import time
 
 from benchmarks.client import GZIP_OPENMETRICS, Target, curl_times, summary
 from benchmarks.fixtures import refresh, rss_mb, tctl_output
-from exporter.exposition import Exposition
+from exporter.exposition.body import Exposition
 
 
 def cpu_per_refresh(agents: int, rounds: int) -> list[float]:
@@ -43,7 +43,7 @@ def cpu_per_refresh(agents: int, rounds: int) -> list[float]:
 def resident(agents: int, trim: bool) -> None:
     """Runs in a fresh process: RSS after two refreshes (the second replaces the first, as
     every later refresh does), the input dropped, the exposition held."""
-    from exporter import memtrim
+    from exporter.exposition import memtrim
 
     if not trim:
         memtrim.release = lambda: False

@@ -30,12 +30,12 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from benchmarks.fixtures import derive, rss_mb, tctl_output
-from exporter import memtrim
-from exporter import metrics as m
-from exporter.collectors.fleet import fleet_families
-from exporter.exposition import Exposition
-from exporter.fleet import FleetView
-from exporter.server import App, _Server, bind, build_server
+from exporter.core import catalogue as m
+from exporter.exposition import memtrim
+from exporter.exposition.body import Exposition
+from exporter.fleet.derive import FleetView
+from exporter.fleet.families import fleet_families
+from exporter.web.server import App, _Server, bind, build_server
 
 
 class Fleets:

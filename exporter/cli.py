@@ -6,7 +6,6 @@ Exit codes: 0 fine, 1 findings (check), 2 configuration or collection problem.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import anyio
 
 from exporter import __version__
 from exporter.config import DEFAULT_LISTEN_ADDRESS, ConfigError, Settings, load_config
-from exporter.logs import LEVELS, setup_logging
+from exporter.core.logs import LEVELS, setup_logging
 
 log = logging.getLogger("exporter")
 
@@ -204,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(metrics_markdown() if args.what == "metrics" else alerts_markdown())
         return EXIT_OK
     if args.command == "mixin":
-        from exporter.mixin import main_mixin
+        from exporter.mixin.generate import main_mixin
 
         return main_mixin(args.config, args.out, check=args.check)
     if args.command == "simulate":
@@ -231,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 return demo_check()
             settings = _load(args)
-            from exporter.check import run_check
+            from exporter.check.report import run_check
 
             return run_check(settings)
         if args.demo:
@@ -242,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             from exporter.simulator.demo import demo_sla_report
 
             return demo_sla_report(args.month, args.format, sys.stdout)
-        from exporter.sla_report import main_report
+        from exporter.sla.report import main_report
 
         configured = _load(args) if args.config or not args.ledger else None
         return main_report(configured, args.month, args.format, sys.stdout, ledgers=args.ledger)
@@ -254,10 +253,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from exporter.app import run_exporter
-    from exporter.ledger import Ledger, LedgerError
-    from exporter.server import bind
-    from exporter.webconfig import load_web_config
+    from exporter.app import run_exporter, tune_gc
+    from exporter.sla.ledger import Ledger, LedgerError
+    from exporter.web.config import load_web_config
+    from exporter.web.server import bind
 
     if args.demo:
         if args.config:
@@ -281,12 +280,6 @@ def _serve(args: argparse.Namespace) -> int:
     tune_gc()
     anyio.run(run_exporter, settings, sock, ledger, web)
     return EXIT_OK
-
-
-def tune_gc() -> None:
-    """A refresh allocates a few hundred thousand short-lived objects per 10,000 agents; with
-    the default thresholds the collector runs dozens of times per refresh for nothing."""
-    gc.set_threshold(20_000, 10, 10)
 
 
 if __name__ == "__main__":

@@ -131,10 +131,10 @@ def run_demo(listen: str, web_config: Path | None = None) -> int:
 
 
 def _run_demo(workdir: Path, listen: str, web_config: Path | None) -> int:
-    from exporter.app import run_exporter
-    from exporter.ledger import Ledger
-    from exporter.server import bind
-    from exporter.webconfig import load_web_config
+    from exporter.app import run_exporter, tune_gc
+    from exporter.sla.ledger import Ledger
+    from exporter.web.config import load_web_config
+    from exporter.web.server import bind
 
     # Read first: a bad web configuration stops the demo before anything starts, as in serve.
     web = load_web_config(web_config) if web_config else None
@@ -157,8 +157,6 @@ def _run_demo(workdir: Path, listen: str, web_config: Path | None) -> int:
         f"  {_control_command(sim)}",
         file=sys.stderr,
     )
-    from exporter.cli import tune_gc
-
     tune_gc()
     anyio.run(run_exporter, settings, sock, ledger, web, [sim.serve])
     return 0
@@ -169,7 +167,7 @@ def _control_command(sim: SimulatedTenant, change: str = '{"scenario": "outage"}
 
 
 def demo_check() -> int:
-    from exporter.check import run_check
+    from exporter.check.report import run_check
 
     with demo_workdir() as workdir:
         sim, tctl = start_simulator("demo", DEMO_AGENTS, workdir)
@@ -182,9 +180,9 @@ def demo_check() -> int:
 
 def demo_sla_report(month: str | None, fmt: str, out: TextIO) -> int:
     """`sla report --demo`: the report of a ledger holding the demo tenant's simulated month."""
-    from exporter.ledger import Ledger
     from exporter.simulator.history import simulated_history
-    from exporter.sla_report import main_report
+    from exporter.sla.ledger import Ledger
+    from exporter.sla.report import main_report
 
     now = datetime.now(UTC).timestamp()
     with demo_workdir() as workdir:

@@ -260,6 +260,7 @@ def generate_rollout(
     mode: str = "enabled",
     schedule: str = "regular",
     windows: Mapping[str, tuple[Sequence[str], int]] | None = None,
+    window_duration: str = "3600s",
 ) -> dict[str, Any]:
     """One autoupdate_agent_rollout resource in protojson (tctl prints it inside an array).
 
@@ -325,7 +326,7 @@ def generate_rollout(
         "strategy": strategy,
     }
     if strategy == "time-based":
-        spec["maintenance_window_duration"] = "3600s"
+        spec["maintenance_window_duration"] = window_duration
     status: dict[str, Any] = {"start_time": rfc3339(now - timedelta(days=len(groups)))}
     if schedule != "immediate":
         status = {
@@ -508,3 +509,31 @@ def group_version(rollout: dict[str, Any], group: str | None) -> str:
     chosen = next((g for g in groups if g["name"] == group), groups[-1])
     done = chosen.get("state") in (_GROUP_STATE_NAMES["active"], _GROUP_STATE_NAMES["done"])
     return str(spec["target_version"] if done else spec["start_version"])
+
+
+def group_trigger(rollout: dict[str, Any], group: str | None, now: datetime | None = None) -> bool:
+    """Whether Teleport tells an agent of `group` (no updater id: never a canary) to update now,
+    as the v1 channel's `/critical` answers with a rollout (`getTriggerFromRollout`)."""
+    spec, groups = rollout["spec"], rollout["status"].get("groups", [])
+    if spec.get("autoupdate_mode") != "enabled":
+        return False
+    if spec.get("schedule") == "immediate" or not groups:
+        return True
+    chosen = next((g for g in groups if g["name"] == group), groups[-1])
+    state = chosen.get("state")
+    if state in (_GROUP_STATE_NAMES["active"], _GROUP_STATE_NAMES["rolledback"]):
+        return True
+    if state != _GROUP_STATE_NAMES["done"]:
+        return False
+    if spec.get("strategy") != "time-based":
+        return True
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    names = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    days = {str(day).lower()[:3] for day in chosen.get("config_days", [])}
+    if "*" not in days and names[moment.weekday()] not in days:
+        return False
+    start = moment.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
+        hours=int(chosen.get("config_start_hour", 0))
+    )
+    window = float(str(spec.get("maintenance_window_duration", "3600s")).rstrip("s") or 3600)
+    return start <= moment < start + timedelta(seconds=window)

@@ -12,7 +12,7 @@ Every other minute has four successful probes.
 
 from __future__ import annotations
 
-from exporter.sla import MinuteRecord, minute_floor, month_bounds
+from exporter.sla.derive import MinuteRecord, minute_floor, month_bounds
 
 PROBES_PER_MINUTE = 4
 OUTAGE_AT, OUTAGE_MINUTES = 0.30, 7
