@@ -19,6 +19,7 @@ from exporter.core.state import Hub, TenantState
 from exporter.core.versions import major_of, normalise, same_version
 from exporter.fleet.derive import NOT_UPDATING, AgentView, FleetView, not_updating
 from exporter.probe.model import ProbeFailure, ProbeResult
+from exporter.rollout.agent_report_model import MergedReport
 from exporter.rollout.groups import Agent, GroupPlan, assess, plan_groups
 from exporter.rollout.model import Rollout, RolloutGroup
 from exporter.sla.derive import MonthToDate
@@ -108,6 +109,9 @@ class GroupRow:
     members: int | None
     """Members by the inventory (Teleport's membership rules); None without an inventory."""
     why: str
+    inventory_counts: tuple[int, int] | None = None
+    """(present, up to date) by the inventory for the agents Teleport counts, when that differs
+    from the rollout's own counts; None when they agree or cannot be compared."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,8 @@ class TenantView:
     target_version: str | None
     tctl_version: str | None = None
     tctl_compatible: bool | None = None
+    agent_report: MergedReport | None = None
+    """Teleport's own agent reports (Teleport 18+), merged as Teleport merges them."""
     tctl_one_behind: bool = False
     """Supported, but a major behind the control plane: the next major drops it."""
     tools: ToolsView | None = None
@@ -225,6 +231,7 @@ class Observation:
     """The last refresh's error per failing source, `reason: message`."""
     fleets: dict[str, FleetView | None]
     tctls: dict[str, TctlView] = field(default_factory=dict)
+    agent_reports: dict[str, MergedReport | None] = field(default_factory=dict)
     sla: dict[str, MonthToDate | None] = field(default_factory=dict)
 
 
@@ -291,6 +298,7 @@ def _tenant(observation: Observation, tenant: TenantState) -> TenantView:
     view.window = _window(tenant, fleet, observation.now)
     if tenant.rollout is not None:
         view.rollout = _rollout(view, tenant.rollout, fleet)
+        view.agent_report = observation.agent_reports.get(name)
         if fleet is not None:
             view.stuck = _stuck(view, fleet, tenant.rollout)
     if view.sla is not None and view.sla.summary.breached:
@@ -491,6 +499,9 @@ def _rollout(view: TenantView, rollout: Rollout, fleet: FleetView | None) -> Rol
     rows = []
     for index, group in enumerate(rollout.status.groups):
         tally = tallies.get(group.name)
+        counted = (fleet.teleport_counts or {}).get(group.name) if fleet is not None else None
+        if counted == (group.present_count, group.up_to_date_count):
+            counted = None
         rows.append(
             GroupRow(
                 name=group.name,
@@ -501,6 +512,7 @@ def _rollout(view: TenantView, rollout: Rollout, fleet: FleetView | None) -> Rol
                 present=group.present_count,
                 members=tally.members if tally is not None else None,
                 why=_waiting_line(plan, group, spec.strategy) if plan is not None else "",
+                inventory_counts=counted,
             )
         )
         if group.state == "rolledback":

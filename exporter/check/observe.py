@@ -13,6 +13,7 @@ from exporter.core.state import Hub
 from exporter.fleet.derive import FleetView
 from exporter.fleet.source import InventorySource
 from exporter.probe.source import PingSource
+from exporter.rollout.agent_report_source import AgentReportSource
 from exporter.sla.derive import MonthToDate
 from exporter.sla.service import SlaService
 from exporter.tctl.version_source import TctlVersionSource
@@ -39,10 +40,22 @@ def observe(
         for s in sources
         if isinstance(s, TctlVersionSource)
     }
+    reports = {s.target: s.report for s in sources if isinstance(s, AgentReportSource)}
     errors = {
         key: entry.last_error for key, entry in health.items() if entry.last_error is not None
     }
-    return Observation(settings, hub, now, probes, dict(health), errors, fleets, tctls, sla)
+    return Observation(
+        settings,
+        hub,
+        now,
+        probes,
+        dict(health),
+        errors,
+        fleets,
+        tctls=tctls,
+        sla=sla,
+        agent_reports=reports,
+    )
 
 
 def observe_running(

@@ -267,6 +267,30 @@ def _rollout(tenant: TenantView) -> str:
             ),
         )
     )
+    for group in rollout.groups:
+        if group.inventory_counts is not None:
+            present, up_to_date = group.inventory_counts
+            out.append(
+                f"<p>{escape(group.name)}: the inventory gives {up_to_date} of {present} up to "
+                "date for the agents Teleport counts (agents that joined in the last minute or "
+                "records of agents gone differ).</p>"
+            )
+    merged = tenant.agent_report
+    if merged is not None:
+        left_out = ", ".join(
+            f"{escape(reason)} {count}" for reason, count in sorted(merged.omitted.items())
+        )
+        stale = (
+            f"; stale report(s) dropped: {escape(', '.join(merged.dropped))}"
+            if merged.dropped
+            else ""
+        )
+        out.append(
+            f"<p>Teleport's agent reports: {sum(merged.agents.values())} agent(s) counted by "
+            f"{len(merged.used)} Auth server(s) at {_when(merged.timestamp)}{stale}"
+            + (f"; left out: {left_out}" if left_out else "")
+            + ".</p>"
+        )
     for stuck in tenant.stuck:
         out.append(
             f"<h3>Stuck in {escape(stuck.group)} ({len(stuck.agents)}): asked to update, not on "

@@ -180,6 +180,28 @@ def _tenant(tenant: TenantView, now: float) -> list[str]:
                 f"{group.version:<16} {group.up_to_date}/{group.present} up to date{members}; "
                 f"{group.why}"
             )
+            if group.inventory_counts is not None:
+                present, up_to_date = group.inventory_counts
+                lines.append(
+                    f"      the inventory gives {up_to_date}/{present} for the agents Teleport "
+                    "counts (agents that joined in the last minute or records of agents gone "
+                    "differ)"
+                )
+        merged = tenant.agent_report
+        if merged is not None:
+            counted = sum(merged.agents.values())
+            left_out = ", ".join(
+                f"{reason} {count}" for reason, count in sorted(merged.omitted.items())
+            )
+            stale = (
+                f"; stale report(s) dropped: {', '.join(merged.dropped)}" if merged.dropped else ""
+            )
+            lines.append(
+                f"  Agent reports   {counted} agent(s) counted by {len(merged.used)} Auth "
+                f"server(s) at {when(merged.timestamp)}{stale}"
+            )
+            if left_out:
+                lines.append(f"    left out: {left_out}")
         for stuck in tenant.stuck:
             lines.append(
                 f"  Stuck in {stuck.group}: {len(stuck.agents)} agent(s) asked to update, not on "

@@ -193,6 +193,7 @@ def test_demo_state(stack: Stack) -> None:
     groups = next(t for t in tables if t[0][:2] == ["group", "state"])
     assert [row[0] for row in groups[1:]] == ["dev", "staging", "prod (catch-all)"]
     assert [row[1] for row in groups[1:]] == ["done", "active", "unstarted"]
+    assert re.search(r"Teleport's agent reports: \d+ agent\(s\) counted by 2 Auth server", busy)
     reasons = next(t for t in tables if t[0] == ["reason", "agents"])
     assert {row[0] for row in reasons[1:]} >= {"no_upgrader", "pinned", "disabled"}
     # The SLA month: the simulated history's two outages, one excused by a maintenance.
