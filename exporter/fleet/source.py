@@ -19,6 +19,7 @@ import anyio.to_thread
 from exporter.core.errors import SourceError
 from exporter.core.source import Source
 from exporter.core.state import Hub, TenantState
+from exporter.exposition import memtrim
 from exporter.fleet.derive import FleetView, derive_fleet
 from exporter.fleet.families import fleet_families
 from exporter.fleet.model import Instance, InventoryParseError, parse_inventory
@@ -92,6 +93,10 @@ class InventorySource(Source):
         await anyio.to_thread.run_sync(self._parse_and_publish, holder)
 
     def _parse_and_publish(self, holder: list[bytes | bytearray]) -> None:
+        with memtrim.collector_paused():
+            self._parse_and_publish_now(holder)
+
+    def _parse_and_publish_now(self, holder: list[bytes | bytearray]) -> None:
         try:
             parsed = parse_inventory(holder.pop())
         except InventoryParseError as exc:
@@ -154,6 +159,7 @@ class InventorySource(Source):
 
     def _rederive(self) -> None:
         try:
-            self._publish(None)
+            with memtrim.collector_paused():
+                self._publish(None)
         except Exception:  # a derivation bug must not pass silently in a thread
             log.exception("tenant %s: re-deriving the fleet failed", self.tenant.name)
