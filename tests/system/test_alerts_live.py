@@ -176,7 +176,7 @@ def scenario(end: int) -> list[Series]:
     # blip's ledger right after its down minute at 99.9 %, every window fully observed: the 1h
     # burn rate is 16.7.
     out += [
-        (name, labels, _after_blip(value(0)))
+        (name, labels, _after_blip(value(0) or 0.0))
         for name, labels, value in _windows("blip", "10.0.0.1:10437", 0.999, 60, lambda w: w)
     ]
     # trend: a 30-day month with 20 days left, 58 % of the budget spent, 3d burn rate 2 on a
