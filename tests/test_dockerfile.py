@@ -285,10 +285,16 @@ def test_wheel_installs_into_a_clean_venv_and_runs(tmp_path: Path) -> None:
     build, venv = tmp_path / "build", tmp_path / "venv"
     _run([sys.executable, "-m", "venv", build], tmp_path, env)
     pip = build / "bin" / "pip"
-    hashed = ["install", "--no-cache-dir", "--require-hashes", "--only-binary=:all:", "-r"]
+    hashed: list[str | Path] = [
+        "install",
+        "--no-cache-dir",
+        "--require-hashes",
+        "--only-binary=:all:",
+        "-r",
+    ]
     _run([pip, *hashed, "requirements-build.lock"], source, env)
     _run([sys.executable, "-m", "venv", "--without-pip", venv], tmp_path, env)
-    served = [pip, "--python", venv / "bin" / "python"]
+    served: list[str | Path] = [pip, "--python", venv / "bin" / "python"]
     _run([*served, *hashed, "requirements.lock"], source, env)
     dist = tmp_path / "dist"
     _run(
