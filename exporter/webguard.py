@@ -17,6 +17,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
 import time
 from collections import OrderedDict
@@ -39,6 +41,8 @@ holds one per target, a kubelet one per probe."""
 MAX_PIPELINED = 4
 """Requests that may wait behind an unanswered one on a connection; past it the connection is
 closed. Prometheus never pipelines."""
+SEND_BUFFER = 256 * 1024
+"""Kernel send buffer of a connection (Linux doubles it for its bookkeeping)."""
 HANDSHAKE_TIMEOUT = 5.0
 """Seconds from accept to a finished TLS handshake."""
 HEADER_TIMEOUT = 10.0
@@ -238,6 +242,13 @@ class GuardedProtocol(HttpToolsProtocol):
             victim._close("over_limit")
         self.accepted[self] = None
         self.by_address[self._address] = self.by_address.get(self._address, 0) + 1
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # A fixed send buffer: the kernel's autotuned one can take megabytes per connection
+            # that the client never reads, charged to the pod's memory; past this, the
+            # server's own flow control (and the write deadline) applies.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         return True
 
     def _refuse(self, transport: asyncio.Transport, reason: str) -> None:
@@ -268,10 +279,30 @@ class GuardedProtocol(HttpToolsProtocol):
         if secure is None or raw.is_closing():
             self._forget()
             return
+        self._follow_socket_flow(raw)
         self.connection_made(secure)
         early, self._early = bytes(self._early), bytearray()
         if early:
             self.data_received(early)
+
+    def _follow_socket_flow(self, raw: asyncio.Transport) -> None:
+        """Pause the answer when the socket's own buffer is full, not only TLS's: asyncio's TLS
+        layer pauses the application on its unencrypted backlog alone and hands everything it
+        encrypted to the socket, so a client that never reads would make the whole body
+        buffer (megabytes) per connection."""
+        tls_layer: Any = raw.get_protocol()
+        pause, resume = tls_layer.pause_writing, tls_layer.resume_writing
+
+        def paused() -> None:
+            pause()
+            if not self.transport.is_closing():
+                self.pause_writing()
+
+        def resumed() -> None:
+            resume()
+            self.resume_writing()
+
+        tls_layer.pause_writing, tls_layer.resume_writing = paused, resumed
 
     def _forget(self) -> None:
         if self in self.accepted:
