@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -199,6 +200,7 @@ class GuardedProtocol(HttpToolsProtocol):
     by_address: ClassVar[dict[str, int]]
 
     _raw: asyncio.Transport | None = None
+    _tls_layer: Any = None
     _handshake: asyncio.Task[None] | None = None
     _address = ""
     _header_timer: asyncio.TimerHandle | None = None
@@ -255,6 +257,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._refused = True
         if self.counters is not None:
             self.counters.connection_closed(reason)
+        _reset_on_close(transport)
         transport.abort()
 
     async def _start_tls(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:
@@ -303,6 +306,7 @@ class GuardedProtocol(HttpToolsProtocol):
             self.resume_writing()
 
         tls_layer.pause_writing, tls_layer.resume_writing = paused, resumed
+        self._tls_layer = tls_layer
 
     def _forget(self) -> None:
         if self in self.accepted:
@@ -347,6 +351,10 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._tls_layer is not None:  # the hooks close a cycle: undo them, memory goes now
+            vars(self._tls_layer).pop("pause_writing", None)
+            vars(self._tls_layer).pop("resume_writing", None)
+            self._tls_layer = None
         self._forget()
         self._end_head()
         self._disarm_write_timer()
@@ -414,10 +422,13 @@ class GuardedProtocol(HttpToolsProtocol):
             self._close("header_timeout")
 
     def _close(self, reason: str) -> None:
+        self._forget()  # its slot is free now, not once the loop reports the close
         self._end_head()
         self._disarm_write_timer()
         if self.counters is not None:
             self.counters.connection_closed(reason)
+        if self._raw is not None:
+            _reset_on_close(self._raw)
         if self.transport is not None:
             self.transport.abort()
         elif self._raw is not None:
@@ -430,6 +441,15 @@ class GuardedProtocol(HttpToolsProtocol):
         for connection in list(cls.accepted):
             if connection._handshake is not None:
                 connection._handshake.cancel()
+
+
+def _reset_on_close(transport: asyncio.BaseTransport) -> None:
+    """Make the coming close a reset: otherwise the kernel keeps an answer the client never
+    reads queued (and the connection open) long after the exporter let go of it."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def guarded_protocol(
