@@ -53,7 +53,12 @@ PODMAN = ["podman", "--runtime", "runc"]
 ULIMITS = ["--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
 STANDIN_PACKAGES = "python3,python3-venv,python-is-python3,ca-certificates,passwd"
 # The stand-in for Teleport's tctl: the project's fake, run by the image's own interpreter.
-FAKE_TCTL = '#!/bin/sh\nexec /opt/venv/bin/python -m exporter.simulator.fake_tctl "$@"\n'
+# tctl inherits only an allowlisted environment from the exporter, so the fake's scenario is
+# named here rather than in the container's environment.
+FAKE_TCTL = (
+    f"#!/bin/sh\nFAKE_TCTL_SCENARIO={ETC}/tctl-scenario.json "
+    'exec /opt/venv/bin/python -m exporter.simulator.fake_tctl "$@"\n'
+)
 
 pytestmark = [
     pytest.mark.skipif(
@@ -278,7 +283,6 @@ def deployment(images: Images, tmp_path: Path) -> Iterator[Deployment]:
             f"--volume={etc}:{ETC}:ro",
             f"--volume={machine_id}:{MACHINE_ID}:ro",
             f"--volume={state}:{STATE}",
-            f"--env=FAKE_TCTL_SCENARIO={ETC}/tctl-scenario.json",
             images.exporter,
         ]
     )
@@ -383,11 +387,11 @@ def test_image_carries_no_installer_and_no_demo_dependency(images: Images) -> No
         "print(','.join(found + wheels) or 'none')\n"
     )
     for python in ("/opt/venv/bin/python", "python3"):
-        run = [*PODMAN, "run", "--rm", "--read-only", "--entrypoint", python]
+        run = [*PODMAN, "run", "--rm", "--read-only", *ULIMITS, "--entrypoint", python]
         out = _run([*run, images.exporter, "-c", script])
         assert out.strip() == "none", f"{python}: {out.strip()}"
     demo = subprocess.run(
-        [*PODMAN, "run", "--rm", "--read-only", images.exporter, "serve", "--demo"],
+        [*PODMAN, "run", "--rm", "--read-only", *ULIMITS, images.exporter, "serve", "--demo"],
         capture_output=True,
         text=True,
         timeout=120,
