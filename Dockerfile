@@ -9,7 +9,7 @@
 # with `crane digest python:3.11.14-slim-bookworm` when moving to a new patch release.
 # Keep TELEPORT_VERSION at the tenants' major version (or one below): tctl must not be newer than
 # the cluster it talks to. Every base image is a build argument, so a build can substitute
-# mirrored or stand-in images (tests/test_container.py builds with stand-ins made from Debian).
+# mirrored or stand-in images (tests/system/test_container.py builds with stand-ins made from Debian).
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 ARG TELEPORT_IMAGE=public.ecr.aws/gravitational/teleport-ent-distroless

@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 
 from prometheus_client.metrics_core import Metric
 
-from exporter.collectors.fleet import fleet_families
-from exporter.exposition import Exposition
-from exporter.fleet import FleetView, derive_fleet
-from exporter.models.inventory import parse_inventory
+from exporter.exposition import memtrim
+from exporter.exposition.body import Exposition
+from exporter.fleet.derive import FleetView, derive_fleet
+from exporter.fleet.families import fleet_families
+from exporter.fleet.model import parse_inventory
 from exporter.simulator.fleetgen import generate_inventory
 
-gc.set_threshold(20_000, 10, 10)  # as the exporter sets it (exporter.cli.tune_gc)
+gc.set_threshold(20_000, 10, 10)  # as the exporter sets it (exporter.app.tune_gc)
 
 CONTROL_PLANE = "18.1.4"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -36,8 +37,10 @@ def families(view: FleetView) -> list[Metric]:
 
 
 def refresh(data: bytes, exposition: Exposition) -> None:
-    """The inventory refresh path: parse, derive, build families, render."""
-    exposition.update(("fleet", "bench"), families(derive(data)))
+    """The inventory refresh path: parse, derive, build families, render, with the collector
+    paused as the inventory source pauses it."""
+    with memtrim.collector_paused():
+        exposition.update(("fleet", "bench"), families(derive(data)))
 
 
 def rss_mb() -> float:

@@ -6,7 +6,6 @@ Exit codes: 0 fine, 1 findings (check), 2 configuration or collection problem.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import anyio
 
 from exporter import __version__
 from exporter.config import DEFAULT_LISTEN_ADDRESS, ConfigError, Settings, load_config
-from exporter.logs import LEVELS, setup_logging
+from exporter.core.logs import LEVELS, setup_logging
 
 log = logging.getLogger("exporter")
 
@@ -36,6 +35,13 @@ Every configuration key can also be set from the environment with the TCE_ prefi
 nesting, e.g. TCE_STATUS_PAGE__INTERVAL=2m or TCE_TENANTS='[{"proxy": "x.teleport.sh"}]'.
 Flags win over the environment, which wins over the file.
 """
+
+
+DEMO_WITH_CONFIG = (
+    "--config: --demo builds its own configuration for the simulated tenant; to run your "
+    "configuration against the simulator, start `teleport-cloud-exporter simulate --workdir DIR` "
+    "and edit the DIR/config.yaml it writes"
+)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo",
         action="store_true",
-        help="watch a built-in simulated tenant (no configuration, no network)",
+        help="watch a built-in simulated tenant (no configuration, no network); honours "
+        "--web.listen-address and --web.config.file, refuses --config",
+    )
+    serve.add_argument(
+        "--version", action="version", version=f"teleport-cloud-exporter {__version__}"
     )
     serve.add_argument(
         "--web.listen-address",
@@ -111,13 +121,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", default="127.0.0.1:0", metavar="ADDR", help="address (127.0.0.1:0)"
     )
     simulate.add_argument(
-        "--scenario", default="demo", help="healthy, skewed, outage, maintenance or demo"
+        "--scenario",
+        default="demo",
+        help="healthy, skewed, outage, maintenance or demo; switchable later through "
+        "/_sim/state (demo)",
     )
     simulate.add_argument(
         "--agents", type=int, default=250, help="fleet size printed by the fake tctl"
     )
     simulate.add_argument(
-        "--workdir", type=Path, help="where to write the CA, fake tctl and config"
+        "--workdir",
+        type=Path,
+        help="where to write the CA, fake tctl and config, kept after exit (default: a "
+        "temporary directory, removed on exit)",
     )
 
     sla = commands.add_parser("sla", help="SLA evidence from the ledger")
@@ -129,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         "uptime and the list of down intervals, from the ledger under state_dir.",
     )
     _add_common(report)
+    report.add_argument(
+        "--demo", action="store_true", help="report a simulated month of the demo tenant"
+    )
     report.add_argument("--month", metavar="YYYY-MM", help="the month (default: the current one)")
     report.add_argument("--format", choices=("text", "json"), default="text")
     report.add_argument(
@@ -176,19 +195,27 @@ def _load(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(_normalise_argv(list(sys.argv[1:] if argv is None else argv)))
+    parser = build_parser()
+    args = parser.parse_args(_normalise_argv(list(sys.argv[1:] if argv is None else argv)))
     if args.command == "docs":
         from exporter.docs import alerts_markdown, metrics_markdown
 
         sys.stdout.write(metrics_markdown() if args.what == "metrics" else alerts_markdown())
         return EXIT_OK
     if args.command == "mixin":
-        from exporter.mixin import main_mixin
+        from exporter.mixin.generate import main_mixin
 
         return main_mixin(args.config, args.out, check=args.check)
     if args.command == "simulate":
         setup_logging()
         from exporter.simulator.demo import run_simulator
+        from exporter.simulator.scenarios import SCENARIOS
+
+        if args.scenario not in SCENARIOS:
+            parser.error(
+                f"simulate --scenario: unknown scenario {args.scenario!r} "
+                f"(choose from {', '.join(SCENARIOS)})"
+            )
 
         return run_simulator(args.listen, args.scenario, args.agents, args.workdir)
     setup_logging(args.log_level, args.log_format)
@@ -197,14 +224,24 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "check":
             if args.demo:
+                if args.config:
+                    raise ConfigError(DEMO_WITH_CONFIG)
                 from exporter.simulator.demo import demo_check
 
                 return demo_check()
             settings = _load(args)
-            from exporter.check import run_check
+            from exporter.check.report import run_check
 
             return run_check(settings)
-        from exporter.sla_report import main_report
+        if args.demo:
+            if args.config or args.ledger:
+                raise ConfigError(
+                    "--demo reports a simulated ledger: leave out --config and --ledger"
+                )
+            from exporter.simulator.demo import demo_sla_report
+
+            return demo_sla_report(args.month, args.format, sys.stdout)
+        from exporter.sla.report import main_report
 
         configured = _load(args) if args.config or not args.ledger else None
         return main_report(configured, args.month, args.format, sys.stdout, ledgers=args.ledger)
@@ -216,12 +253,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from exporter.app import run_exporter
-    from exporter.ledger import Ledger, LedgerError
-    from exporter.server import bind
-    from exporter.webconfig import load_web_config
+    from exporter.app import run_exporter, tune_gc
+    from exporter.sla.ledger import Ledger, LedgerError
+    from exporter.web.config import load_web_config
+    from exporter.web.server import bind
 
     if args.demo:
+        if args.config:
+            raise ConfigError(DEMO_WITH_CONFIG)
         try:
             from exporter.simulator.demo import run_demo
         except ModuleNotFoundError as exc:  # trustme: an extra, left out of the served image
@@ -230,7 +269,7 @@ def _serve(args: argparse.Namespace) -> int:
                 "pip install 'teleport-cloud-exporter[demo]'"
             ) from None
 
-        return run_demo(args.listen_address or DEFAULT_LISTEN_ADDRESS)
+        return run_demo(args.listen_address or DEFAULT_LISTEN_ADDRESS, args.web_config)
     settings = _load(args, listen_address=args.listen_address)
     web = load_web_config(args.web_config) if args.web_config else None
     try:
@@ -247,12 +286,6 @@ def _serve(args: argparse.Namespace) -> int:
     tune_gc()
     anyio.run(run_exporter, settings, sock, ledger, web)
     return EXIT_OK
-
-
-def tune_gc() -> None:
-    """A refresh allocates a few hundred thousand short-lived objects per 10,000 agents; with
-    the default thresholds the collector runs dozens of times per refresh for nothing."""
-    gc.set_threshold(20_000, 10, 10)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,14 @@ which the command line prints before exiting with code 2.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
+import ssl
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -76,6 +78,21 @@ def _no_nul(value: Path) -> Path:
 SafePath = Annotated[Path, AfterValidator(_no_nul)]
 
 
+def _ca_bundle(value: Path) -> Path:
+    # Loaded once here so a missing or malformed bundle stops the start naming its key, rather
+    # than failing a source's first refresh with a traceback.
+    if not os.access(value, os.R_OK):
+        raise ValueError(f"cannot read CA bundle {str(value)!r}")
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=str(value))
+    except (ssl.SSLError, OSError, ValueError):
+        raise ValueError(f"{str(value)!r} holds no PEM certificate") from None
+    return value
+
+
+CaBundle = Annotated[SafePath, AfterValidator(_ca_bundle)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -95,6 +112,10 @@ class InventoryConfig(_Strict):
     # ~630 bytes per agent as tctl prints it: 64 MiB holds 100,000 agents, and parsing that much
     # still fits the shipped 512 MiB memory limit (256 MiB of JSON would need over 1 GiB).
     max_output_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    # `tctl inventory ls` scans the tenant's backend on every call: at large fleets the interval
+    # stretches so the inventory pulls at most this many bytes an hour (0: always `interval`).
+    max_bytes_per_hour: int = Field(default=40_000_000, ge=0)
+    max_interval: Duration = 3600.0
 
 
 class VersionChannelConfig(_Strict):
@@ -110,6 +131,21 @@ class RolloutConfig(_Strict):
     interval: Duration = 300.0
 
 
+class AgentReportConfig(_Strict):
+    """Teleport 18's `autoupdate_agent_report` (served from Auth's cache, written every minute)."""
+
+    enabled: bool = True
+    interval: Duration = 60.0
+
+
+class MaintenanceConfigConfig(_Strict):
+    """`cluster_maintenance_config`: the agent upgrade window (rarely changes; a few hundred
+    bytes from Auth's cache, re-read so the published next start moves on after a window)."""
+
+    enabled: bool = True
+    interval: Duration = 600.0
+
+
 class SlaConfig(_Strict):
     objective: float = Field(default=0.999, gt=0.0, lt=1.0)
     exclude_maintenance: bool = True
@@ -118,11 +154,13 @@ class SlaConfig(_Strict):
 class TenantConfig(_Strict):
     proxy: str
     name: str = ""
-    ca_file: SafePath | None = None
+    ca_file: CaBundle | None = None
     ping: PingConfig = PingConfig()
     version_channel: VersionChannelConfig = VersionChannelConfig()
     inventory: InventoryConfig = InventoryConfig()
     rollout: RolloutConfig = RolloutConfig()
+    agent_report: AgentReportConfig = AgentReportConfig()
+    maintenance_config: MaintenanceConfigConfig = MaintenanceConfigConfig()
     sla: SlaConfig = SlaConfig()
 
     @field_validator("proxy")
@@ -138,19 +176,12 @@ class TenantConfig(_Strict):
             raise ValueError(f"port out of range in {value!r}")
         return value
 
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_file_readable(cls, value: Path | None) -> Path | None:
-        if value is not None and not os.access(value, os.R_OK):
-            raise ValueError(f"cannot read CA bundle {str(value)!r}")
-        return value
-
     @model_validator(mode="after")
     def _defaults_and_paths(self) -> TenantConfig:
         if not self.name:
             object.__setattr__(self, "name", self.host)
         identity = self.inventory.identity_file
-        if self.inventory.enabled or self.rollout.enabled:
+        if self.uses_tctl:
             # tbot may write the file after we start (sidecar), so a missing file in an existing
             # directory is tolerated; a missing directory or an unreadable file is a mistake.
             if not identity.parent.is_dir():
@@ -160,6 +191,13 @@ class TenantConfig(_Strict):
             if identity.exists() and not os.access(identity, os.R_OK):
                 raise ValueError(f"inventory.identity_file: cannot read {str(identity)!r}")
         return self
+
+    @property
+    def uses_tctl(self) -> bool:
+        """Whether the exporter runs tctl against this tenant. The agent report and the
+        maintenance config share the inventory's tctl setup, so they run only with it (or the
+        rollout) enabled."""
+        return self.inventory.enabled or self.rollout.enabled
 
     @property
     def host(self) -> str:
@@ -175,7 +213,7 @@ class StatusPageConfig(_Strict):
     interval: Duration = 60.0
     timeout: Duration = 10.0
     components: list[str] = []
-    ca_file: SafePath | None = None
+    ca_file: CaBundle | None = None
 
     @field_validator("url")
     @classmethod
@@ -277,20 +315,65 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
 _SUBKEY = re.compile(r"^([a-z_]+(?:\.[a-z_]+)+): ")
 
 
-def describe_validation_error(error: ValidationError) -> str:
+def describe_validation_error(error: ValidationError, flags: frozenset[str] = frozenset()) -> str:
     lines = []
     for item in error.errors():
         key = _key_path(item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + _did_you_mean(item["loc"])
         elif item["type"] == "missing":
             message = "required key is missing"
         elif sub := _SUBKEY.match(message):
             # model-level checks name the nested key in their message: fold it into the path
             key, message = f"{key}.{sub.group(1)}", message[sub.end() :]
-        lines.append(f"{key}: {message}")
+        origin = _environment_origin(item["loc"], flags)
+        lines.append(f"{key} (from {origin}): {message}" if origin else f"{key}: {message}")
     return "; ".join(lines)
+
+
+def _model_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the model at `loc` accepts (empty when the path leaves the models)."""
+    model: type[BaseModel] | None = Settings
+    for part in loc:
+        if isinstance(part, int) or part.startswith("function-") or part in ("list", "dict"):
+            continue
+        if model is None or part not in model.model_fields:
+            return []
+        model = _nested_model(model.model_fields[part].annotation)
+    return list(model.model_fields) if model is not None else []
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if found := _nested_model(arg):
+            return found
+    return None
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    unknown = loc[-1]
+    if not isinstance(unknown, str):
+        return ""
+    close = difflib.get_close_matches(unknown, _model_keys(loc[:-1]), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _environment_origin(loc: tuple[int | str, ...], flags: frozenset[str]) -> str | None:
+    """The `TCE_*` variable a bad value came from: the longest key prefix set in the
+    environment (lists come whole, as JSON: `TCE_TENANTS`), unless a flag overrode it."""
+    names = [part for part in loc if isinstance(part, str) and not part.startswith("function-")]
+    names = [part for part in names if part not in ("list", "dict")]
+    if not names or names[0] in flags:
+        return None
+    environment = {name.upper(): name for name in os.environ}
+    for end in range(len(names), 0, -1):
+        variable = ENV_PREFIX + "__".join(names[:end]).upper()
+        if variable in environment:
+            return environment[variable]
+    return None
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -347,7 +430,7 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Settings:
     try:
         return Settings(**flags)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
+        raise ConfigError(describe_validation_error(exc, frozenset(flags))) from None
     except SettingsError as exc:  # an environment value that is not the JSON it must be
         raise ConfigError(_describe_settings_error(exc)) from None
     finally:

@@ -8,9 +8,9 @@ build backend that makes the project's wheel (setuptools, wheel), pinned and has
 
 Resolution is pip's own (`pip install --dry-run --report`), for the interpreter running this
 script, which must match the image's: CPython 3.11 on Linux. The lock's header records a digest of
-the dependency list it was resolved from, so `--check` (and tests/test_lock.py) can tell offline
-that pyproject.toml changed without a new lock. The image installs it with `--require-hashes`, so
-a build a month later gets byte-identical distributions or fails.
+the dependency list it was resolved from, so `--check` (and tests/unit/test_lock.py) can tell
+offline that pyproject.toml changed without a new lock. The image installs it with
+`--require-hashes`, so a build a month later gets byte-identical distributions or fails.
 """
 
 from __future__ import annotations

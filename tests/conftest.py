@@ -96,3 +96,16 @@ def write_identity(directory: Path) -> Path:
     path = directory / "identity"
     path.write_text("not a real identity\n")
     return path
+
+
+TEST_KINDS = ("unit", "integration", "system")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the tree it sits in (tests/unit, tests/integration, tests/system), so
+    `-m unit` runs the fast pure tests alone."""
+    root = Path(__file__).resolve().parent
+    for item in items:
+        relative = item.path.resolve().relative_to(root)
+        if relative.parts and relative.parts[0] in TEST_KINDS:
+            item.add_marker(relative.parts[0])

@@ -8,12 +8,12 @@ import json
 from prometheus_client import Counter, Histogram
 from prometheus_client.metrics_core import Metric
 
-from exporter import metrics as m
-from exporter.collectors.fleet import fleet_families
-from exporter.collectors.rollout import rollout_families
-from exporter.fleet import derive_fleet
-from exporter.models.inventory import parse_inventory
-from exporter.models.rollout import parse_rollout
+from exporter.core import catalogue as m
+from exporter.fleet.derive import derive_fleet
+from exporter.fleet.families import fleet_families
+from exporter.fleet.model import parse_inventory
+from exporter.rollout.families import rollout_families
+from exporter.rollout.model import parse_rollout
 from exporter.simulator.fleetgen import generate_inventory, generate_rollout
 
 

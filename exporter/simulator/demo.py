@@ -1,17 +1,24 @@
-"""`serve --demo`, `check --demo` and `simulate`: the exporter against the simulated tenant.
+"""`serve --demo`, `check --demo`, `sla report --demo` and `simulate`: the exporter against the
+simulated tenant.
 
-Everything lives in a fresh temporary directory (CA, fake tctl, identity placeholder, ledger),
-and nothing leaves loopback.
+Everything lives in a fresh temporary directory (CA, fake tctl, identity, ledger), removed when
+the command ends, also on Ctrl-C or SIGTERM (`simulate --workdir DIR` keeps DIR), and nothing
+leaves loopback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
+import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, TextIO
 
 import anyio
 import yaml
@@ -37,6 +44,10 @@ def tctl_scenario(scenario: str, agents: int) -> dict[str, Any]:
             "broken": 2 if scenario == "demo" else 0,
         },
         "rollout": scenario_rollout(scenario),
+        # Two Auth servers write agent reports (while a rollout exists); the window is the
+        # tenant's cluster_maintenance_config.
+        "agent_report": {"auth_servers": [["auth-a", 5.0], ["auth-b", 25.0]]},
+        "maintenance_config": {"weekdays": ["Tue", "Thu"], "utc_start_hour": 3},
         "compact": True,
     }
 
@@ -78,10 +89,31 @@ def demo_config(
     }
 
 
+@contextlib.contextmanager
+def demo_workdir(workdir: Path | None = None) -> Iterator[Path]:
+    """`workdir`, or a temporary directory removed on the way out. SIGTERM is turned into
+    SystemExit meanwhile, so a stopped demo unwinds through here instead of leaving a key, an
+    identity and a fake tctl behind (SIGINT already unwinds as KeyboardInterrupt)."""
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        yield workdir
+        return
+    created = Path(tempfile.mkdtemp(prefix="tce-demo-"))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield created
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(created, ignore_errors=True)
+
+
 def start_simulator(
-    scenario: str, agents: int, workdir: Path | None = None, listen: str = "127.0.0.1:0"
+    scenario: str, agents: int, workdir: Path, listen: str = "127.0.0.1:0"
 ) -> tuple[SimulatedTenant, Path]:
-    workdir = workdir or Path(tempfile.mkdtemp(prefix="tce-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     state = SimState(
         scenario=scenario,
@@ -93,12 +125,20 @@ def start_simulator(
     return sim, tctl
 
 
-def run_demo(listen: str) -> int:
-    from exporter.app import run_exporter
-    from exporter.ledger import Ledger
-    from exporter.server import bind
+def run_demo(listen: str, web_config: Path | None = None) -> int:
+    with demo_workdir() as workdir:
+        return _run_demo(workdir, listen, web_config)
 
-    sim, tctl = start_simulator("demo", DEMO_AGENTS)
+
+def _run_demo(workdir: Path, listen: str, web_config: Path | None) -> int:
+    from exporter.app import run_exporter, tune_gc
+    from exporter.sla.ledger import Ledger
+    from exporter.web.config import load_web_config
+    from exporter.web.server import bind
+
+    # Read first: a bad web configuration stops the demo before anything starts, as in serve.
+    web = load_web_config(web_config) if web_config else None
+    sim, tctl = start_simulator("demo", DEMO_AGENTS, workdir)
     settings = Settings(**demo_config(sim, sim.workdir, tctl, listen))
     try:
         sock = bind(settings.listen_address)
@@ -108,30 +148,66 @@ def run_demo(listen: str) -> int:
         ) from exc
     ledger = Ledger.open(settings.state_dir)
     log.info("demo: simulated tenant at %s, files in %s", sim.url, sim.workdir)
+    scheme = "https" if web is not None and web.tls_server_config is not None else "http"
+    auth = " (basic auth on)" if web is not None and web.basic_auth_users else ""
     print(
         "teleport-cloud-exporter demo: metrics on "
-        f"http://{_display(settings.listen_address)}/metrics (Ctrl-C stops)",
+        f"{scheme}://{_display(settings.listen_address)}/metrics{auth} (Ctrl-C stops)\n"
+        f"  switch the simulated tenant's scenario (healthy, skewed, outage, maintenance, demo):\n"
+        f"  {_control_command(sim)}",
         file=sys.stderr,
     )
-    from exporter.cli import tune_gc
-
     tune_gc()
-    anyio.run(run_exporter, settings, sock, ledger, None, [sim.serve])
+    anyio.run(run_exporter, settings, sock, ledger, web, [sim.serve])
     return 0
 
 
-def demo_check() -> int:
-    from exporter.check import run_check
+def _control_command(sim: SimulatedTenant, change: str = '{"scenario": "outage"}') -> str:
+    return f"curl --cacert {sim.ca_file} -d '{change}' {sim.url}/_sim/state"
 
-    sim, tctl = start_simulator("demo", DEMO_AGENTS)
-    sim.start_in_thread()
-    try:
-        return run_check(Settings(**demo_config(sim, sim.workdir, tctl, "127.0.0.1:0")))
-    finally:
-        sim.stop()
+
+def demo_check() -> int:
+    from exporter.check.report import run_check
+
+    with demo_workdir() as workdir:
+        sim, tctl = start_simulator("demo", DEMO_AGENTS, workdir)
+        sim.start_in_thread()
+        try:
+            return run_check(Settings(**demo_config(sim, sim.workdir, tctl, "127.0.0.1:0")))
+        finally:
+            sim.stop()
+
+
+def demo_sla_report(month: str | None, fmt: str, out: TextIO) -> int:
+    """`sla report --demo`: the report of a ledger holding the demo tenant's simulated month."""
+    from exporter.simulator.history import simulated_history
+    from exporter.sla.ledger import Ledger
+    from exporter.sla.report import main_report
+
+    now = datetime.now(UTC).timestamp()
+    with demo_workdir() as workdir:
+        ledger = Ledger.open(workdir / "state")
+        try:
+            ledger.import_minutes("demo", simulated_history(now))
+        finally:
+            ledger.close()
+        print(
+            "teleport-cloud-exporter demo: the SLA report of a simulated month so far "
+            "(two outages, one inside a maintenance, and a restart gap)",
+            file=sys.stderr,
+        )
+        return main_report(None, month, fmt, out, now=now, ledgers=[workdir / "state"])
 
 
 def run_simulator(listen: str, scenario: str, agents: int, workdir: Path | None) -> int:
+    with demo_workdir(workdir) as directory:
+        try:
+            return _run_simulator(listen, scenario, agents, directory)
+        except KeyboardInterrupt:
+            return 130
+
+
+def _run_simulator(listen: str, scenario: str, agents: int, workdir: Path) -> int:
     sim, tctl = start_simulator(scenario, agents, workdir, listen)
     config_file = sim.workdir / "config.yaml"
     config_file.write_text(
@@ -141,7 +217,7 @@ def run_simulator(listen: str, scenario: str, agents: int, workdir: Path | None)
     )
     print(
         f"simulated tenant ({scenario}) at {sim.url}\n"
-        f"  control:  curl --cacert {sim.ca_file} {sim.url}/_sim/state\n"
+        f"  control:  {_control_command(sim)}\n"
         f"  exporter: teleport-cloud-exporter serve --config {config_file}\n",
         flush=True,
     )

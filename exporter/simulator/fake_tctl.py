@@ -23,7 +23,15 @@ so a test can change it between refreshes); `FAKE_TCTL_FAULT` overrides its `fau
 - `fault`: `hang` (never exits; leaves a helper process in its group too), `access_denied`,
   `expired_cert`, `garbage` (invalid JSON, exit 0), `huge` (`huge_bytes` of output, default
   64 MiB), `not_found`, `fail` (`stderr` and `exit_code`).
-  `fault_command`: `inventory` or `rollout` to fault only that command.
+  `older_teleport` (an Auth server without the resource: gRPC's unknown method).
+  `fault_command`: `inventory`, `rollout`, `agent_report` or `maintenance_config` to fault only
+  that command.
+- `agent_report`: `{"auth_servers": [[name, age_seconds], ...], "now": ...}`: the Auth servers
+  whose `autoupdate_agent_report` (protojson, 4-space indent) `get autoupdate_agent_report`
+  prints, computed from the scenario's fleet as Teleport computes them; `[]` without a rollout.
+- `maintenance_config`: `{"weekdays": [...], "utc_start_hour": N}` for `get
+  cluster_maintenance_config` (gogo JSON, 2-space indent, empty values omitted); NotFound without.
+- With a rollout, the fleet's versions follow its group states (`fleetgen.settle_versions`).
 - `expect_auth_server`, `expect_identity`: exact values the flags must have.
 - `compact`: print JSON without tctl's 2-space indent (faster for huge fleets).
 """
@@ -41,7 +49,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from exporter.simulator.fleetgen import generate_inventory, generate_rollout, group_counts
+from exporter.simulator.fleetgen import (
+    generate_agent_reports,
+    generate_inventory,
+    generate_rollout,
+    group_counts,
+    settle_versions,
+)
 
 SCENARIO_ENV = "FAKE_TCTL_SCENARIO"
 FAULT_ENV = "FAKE_TCTL_FAULT"
@@ -139,10 +153,16 @@ def _huge(size: int) -> int:
 
 
 def _fault(fault: str, command: str, argv: list[str], scenario: dict[str, Any]) -> int:
-    if command == "inventory":
-        action, resource = "list", "instance"
-    else:
-        action, resource = "read", "autoupdate_agent_rollout"
+    action, resource = {
+        "inventory": ("list", "instance"),
+        "agent_report": ("list", "autoupdate_agent_report"),
+        "maintenance_config": ("read", "cluster_maintenance_config"),
+    }.get(command, ("read", "autoupdate_agent_rollout"))
+    if fault == "older_teleport":  # an Auth server that predates the resource
+        return _fail(
+            f"ERROR: unknown method List{resource.title().replace('_', '')}s for service "
+            "teleport.autoupdate.v1.AutoUpdateService"
+        )
     if fault == "hang":
         return _hang(argv)
     if fault == "access_denied":
@@ -205,6 +225,10 @@ def run(argv: list[str], env: dict[str, str]) -> int:
         command = "inventory"
     elif words == ["get", "autoupdate_agent_rollout"]:
         command = "rollout"
+    elif words == ["get", "autoupdate_agent_report"]:
+        command = "agent_report"
+    elif words == ["get", "cluster_maintenance_config"]:
+        command = "maintenance_config"
     else:
         return _fail(f"fake tctl: unsupported command {' '.join(words)!r}", BAD_INVOCATION)
 
@@ -221,12 +245,12 @@ def run(argv: list[str], env: dict[str, str]) -> int:
         if "inventory_file" in scenario:
             _write(Path(scenario["inventory_file"]).read_text())
             return 0
-        options = dict(scenario.get("inventory") or {"size": 20})
-        now = _now(options)
-        _write(
-            inventory_text(generate_inventory(now=now, **options), bool(scenario.get("compact")))
-        )
+        _write(inventory_text(_fleet(scenario), bool(scenario.get("compact"))))
         return 0
+    if command == "agent_report":
+        return _agent_report(scenario)
+    if command == "maintenance_config":
+        return _maintenance_config(scenario)
 
     if "rollout_file" in scenario:
         _write(Path(scenario["rollout_file"]).read_text())
@@ -239,11 +263,69 @@ def run(argv: list[str], env: dict[str, str]) -> int:
     resource = generate_rollout(now=now, **options)
     if "inventory_file" not in scenario and "counts" not in options:
         # Teleport counts each group's agents from their own reports: the same fleet.
-        fleet_options = dict(scenario.get("inventory") or {"size": 20})
-        fleet = generate_inventory(now=_now(fleet_options), **fleet_options)
-        counts = group_counts(fleet, resource["spec"]["target_version"])
+        names = [group["name"] for group in resource["status"].get("groups", [])]
+        counts = group_counts(
+            _fleet(scenario),
+            resource["spec"]["target_version"],
+            names,
+            resource["spec"]["strategy"],
+        )
         resource = generate_rollout(now=now, counts=counts, **options)
     _write(rollout_text(resource, bool(scenario.get("compact"))))
+    return 0
+
+
+def _rollout_resource(scenario: dict[str, Any]) -> dict[str, Any] | None:
+    rollout = scenario.get("rollout")
+    if rollout is None:
+        return None
+    options = dict(rollout)
+    return generate_rollout(now=_now(options), **options)
+
+
+def _fleet(scenario: dict[str, Any]) -> list[Any]:
+    """The scenario's fleet; with a rollout, versions follow its group states (an unstarted
+    group holds no agent on the target)."""
+    options = dict(scenario.get("inventory") or {"size": 20})
+    records = generate_inventory(now=_now(options), **options)
+    rollout = _rollout_resource(scenario)
+    return settle_versions(records, rollout) if rollout is not None else records
+
+
+def _agent_report(scenario: dict[str, Any]) -> int:
+    """`tctl get autoupdate_agent_report`: Auth servers write reports only while a rollout
+    exists. `agent_report.auth_servers`: [[name, age in seconds], ...] (one fresh by default)."""
+    if scenario.get("rollout") is None or "inventory_file" in scenario:
+        _write("[]\n")
+        return 0
+    options = dict(scenario.get("agent_report") or {})
+    servers = [tuple(server) for server in options.get("auth_servers", [["auth-0", 10.0]])]
+    now = _now(options) or _now(dict(scenario.get("inventory") or {}))
+    reports = generate_agent_reports(_fleet(scenario), servers, now)
+    _write(json.dumps(reports, indent=4, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _maintenance_config(scenario: dict[str, Any]) -> int:
+    """`tctl get cluster_maintenance_config`: gogo JSON of ClusterMaintenanceConfigV1 (2-space
+    indent, empty values omitted); NotFound when the scenario sets no `maintenance_config`
+    (`{"weekdays": [...], "utc_start_hour": N}`)."""
+    window = scenario.get("maintenance_config")
+    if window is None:
+        return _fail('ERROR: cluster_maintenance_config "cluster-maintenance-config" not found')
+    upgrades: dict[str, Any] = {}
+    if window.get("utc_start_hour"):
+        upgrades["utc_start_hour"] = window["utc_start_hour"]
+    if window.get("weekdays"):
+        upgrades["weekdays"] = list(window["weekdays"])
+    resource = {
+        "kind": "cluster_maintenance_config",
+        "version": "v1",
+        "metadata": {"name": "cluster-maintenance-config", "revision": "3c1f0a52-b0e4"},
+        "spec": {"agent_upgrades": upgrades} if upgrades else {},
+        "nonce": 2,
+    }
+    _write(json.dumps([resource], indent=2) + "\n")
     return 0
 
 

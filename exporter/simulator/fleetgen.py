@@ -132,6 +132,16 @@ def _agent(
         if status:
             info["UpdaterStatus"] = status
         spec["UpdaterInfo"] = info
+    elif upgrader == "kube":
+        # The kube updater always reports OK, with the group from its environment (none set on
+        # one agent in seven). Derived from the index, so the fleet's randomness is unchanged.
+        kube_info: dict[str, Any] = {}
+        if index % 7:
+            kube_info["UpdateGroup"] = UPDATE_GROUPS[index % len(UPDATE_GROUPS)]
+        ident = uuid.uuid5(uuid.NAMESPACE_OID, f"kube-{index}")
+        kube_info["UpdateUUID"] = base64.b64encode(ident.bytes).decode()
+        kube_info["UpdaterStatus"] = 1
+        spec["UpdaterInfo"] = kube_info
     return {
         "kind": "instance",
         "version": "v1",
@@ -247,6 +257,10 @@ def generate_rollout(
     now: datetime | None = None,
     strategy: str = "halt-on-error",
     counts: Mapping[str, tuple[int, int]] | None = None,
+    mode: str = "enabled",
+    schedule: str = "regular",
+    windows: Mapping[str, tuple[Sequence[str], int]] | None = None,
+    window_duration: str = "3600s",
 ) -> dict[str, Any]:
     """One autoupdate_agent_rollout resource in protojson (tctl prints it inside an array).
 
@@ -256,7 +270,9 @@ def generate_rollout(
     By default the first group is done, the second active and the rest unstarted; `states`
     (short names such as `canary`) overrides that per group. As protojson prints it: uint64
     counts as strings, zero values omitted, `maintenance_window_duration` only for the
-    time-based strategy, `canary_count` and `canaries` (18.x) on canary groups.
+    time-based strategy, `canary_count` and `canaries` (18.x) on canary groups. `mode` and
+    `schedule` are the spec's; an immediate schedule has no groups (Teleport clears them).
+    `windows` (group -> (config_days, config_start_hour)) overrides the default windows.
     """
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
@@ -279,9 +295,10 @@ def generate_rollout(
         group["last_update_reason"] = {"done": "success", "active": "in_window"}.get(
             state, "created"
         )
-        group["config_days"] = ["Mon", "Tue", "Wed", "Thu"]
-        if index:  # the first group starts at hour 0, which protojson omits
-            group["config_start_hour"] = 2 * index
+        days, hour = (windows or {}).get(name, (["Mon", "Tue", "Wed", "Thu"], 2 * index))
+        group["config_days"] = list(days)
+        if hour:  # protojson omits 0
+            group["config_start_hour"] = hour
         if state != "unstarted" and present:
             group["initial_count"] = str(present)
         if present:
@@ -304,42 +321,181 @@ def generate_rollout(
     spec: dict[str, Any] = {
         "start_version": f"{cp}.0.2",
         "target_version": release(cp),
-        "schedule": "regular",
-        "autoupdate_mode": "enabled",
+        "schedule": schedule,
+        "autoupdate_mode": mode,
         "strategy": strategy,
     }
     if strategy == "time-based":
-        spec["maintenance_window_duration"] = "3600s"
+        spec["maintenance_window_duration"] = window_duration
+    status: dict[str, Any] = {"start_time": rfc3339(now - timedelta(days=len(groups)))}
+    if schedule != "immediate":
+        status = {
+            "groups": status_groups,
+            "state": "AUTO_UPDATE_AGENT_ROLLOUT_STATE_ACTIVE",
+            **status,
+        }
     return {
         "kind": "autoupdate_agent_rollout",
         "version": "v1",
         "metadata": {"name": "autoupdate-agent-rollout", "revision": _uuid(rng)},
         "spec": spec,
-        "status": {
-            "groups": status_groups,
-            "state": "AUTO_UPDATE_AGENT_ROLLOUT_STATE_ACTIVE",
-            "start_time": rfc3339(now - timedelta(days=len(groups))),
-        },
+        "status": status,
     }
 
 
-def group_counts(records: Iterable[Any], target_version: str) -> dict[str, tuple[int, int]]:
-    """Per update group of `records` (tctl's inventory), the agents present and those already on
-    `target_version`: what Teleport reports as `present_count` and `up_to_date_count`."""
+OMISSION_REASONS = {
+    "no_updater": "agent has no updater",
+    "v1": "managed updates v1 updater does not support agent reports",
+    "too_old": "updater version does not support agent reports",
+    2: "updater is disabled",
+    3: "updater is pinning a specific version",
+    4: "agent cannot read updater status",
+    "unknown": "unknown updater status",
+}
+"""Teleport's omission reasons in agent reports (lib/auth, `filterHandler`), by cause."""
+
+
+def report_entry(record: Any) -> tuple[str, str] | str | None:
+    """How an Auth server's agent report treats one inventory record: (group, version) when it
+    counts it, the omission reason when it leaves it out with one, None when it skips it
+    silently (Teleport-managed Auth/Proxy instances; invalid records)."""
+    spec = record.get("spec") if isinstance(record, dict) else None
+    if not isinstance(spec, dict) or not isinstance(spec.get("services"), list):
+        return None
+    if {"Auth", "Proxy"} & set(spec["services"]):
+        return None
+    upgrader = spec.get("ext_upgrader", "")
+    if not upgrader:
+        return OMISSION_REASONS["no_updater"]
+    if upgrader == "unit":
+        return OMISSION_REASONS["v1"]
+    info = spec.get("UpdaterInfo")
+    if not isinstance(info, dict) or not info.get("UpdateGroup"):
+        return OMISSION_REASONS["too_old"]
+    status = info.get("UpdaterStatus", 0)
+    if status != 1:
+        return OMISSION_REASONS.get(status, OMISSION_REASONS["unknown"])
+    return str(info["UpdateGroup"]), str(spec.get("version", ""))
+
+
+def generate_agent_reports(
+    records: Iterable[Any],
+    auth_servers: Sequence[tuple[str, float]] = (("auth-0", 10.0),),
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The `autoupdate_agent_report` resources (protojson) that the Auth servers named in
+    `auth_servers` ((name, age of its report in seconds)) write for the fleet in `records`,
+    its agents spread over the Auth servers in turn: int32 counts as numbers, int64 omission
+    counts as strings, zero values and empty maps omitted."""
+    now = now or datetime.now(UTC)
+    reports: list[dict[str, Any]] = []
+    tallies: list[tuple[dict[str, dict[str, int]], dict[str, int]]] = [
+        ({}, {}) for _ in auth_servers
+    ]
+    index = 0
+    for record in records:
+        entry = report_entry(record)
+        if entry is None:
+            continue
+        groups, omitted = tallies[index % len(auth_servers)]
+        index += 1
+        if isinstance(entry, str):
+            omitted[entry] = omitted.get(entry, 0) + 1
+        else:
+            group, version = entry
+            versions = groups.setdefault(group, {})
+            versions[version] = versions.get(version, 0) + 1
+    for (name, age), (groups, omitted) in zip(auth_servers, tallies, strict=True):
+        written = now - timedelta(seconds=age)
+        spec: dict[str, Any] = {"timestamp": rfc3339(written)}
+        if groups:
+            spec["groups"] = {
+                group: {"versions": {v: {"count": n} for v, n in sorted(versions.items())}}
+                for group, versions in sorted(groups.items())
+            }
+        if omitted:
+            spec["omitted"] = [
+                {"reason": reason, "count": str(count)} for reason, count in sorted(omitted.items())
+            ]
+        reports.append(
+            {
+                "kind": "autoupdate_agent_report",
+                "version": "v1",
+                "metadata": {"name": name, "expires": rfc3339(written + timedelta(hours=1))},
+                "spec": spec,
+            }
+        )
+    return reports
+
+
+def group_counts(
+    records: Iterable[Any],
+    target_version: str,
+    groups: Sequence[str] = (),
+    strategy: str = "halt-on-error",
+) -> dict[str, tuple[int, int]]:
+    """Per update group, the agents present and those already on `target_version`, as Teleport
+    computes `present_count` and `up_to_date_count` from the agent reports: only agents the
+    reports count (`report_entry`); with `groups` (the rollout's) and the halt-on-error
+    strategy, agents of unlisted groups are counted into the last group."""
     counts: dict[str, tuple[int, int]] = {}
     target = target_version.removeprefix("v")
     for record in records:
-        spec = record.get("spec") if isinstance(record, dict) else None
-        if not isinstance(spec, dict):
+        entry = report_entry(record)
+        if not isinstance(entry, tuple):
             continue
-        info = spec.get("UpdaterInfo")
-        group = info.get("UpdateGroup") if isinstance(info, dict) else None
-        if not isinstance(group, str):
-            continue
+        group, version = entry
+        if groups and group not in groups:
+            if strategy != "halt-on-error":
+                continue
+            group = groups[-1]
         present, up_to_date = counts.get(group, (0, 0))
-        on_target = str(spec.get("version", "")).removeprefix("v") == target
-        counts[group] = (present + 1, up_to_date + on_target)
+        counts[group] = (present + 1, up_to_date + (version.removeprefix("v") == target))
     return counts
+
+
+def settle_versions(records: list[Any], rollout: dict[str, Any]) -> list[Any]:
+    """`records` with versions that follow the rollout's group states, as Teleport would have
+    put them: an agent of a group still on the start version (unstarted, rolled back, a canary
+    group's non-canaries) that the generator placed on the target runs the start version
+    instead; in a done group, agents with a working updater (status OK) that were on the start
+    version have updated to the target (a done group is >= 90 % up to date). Membership as
+    Teleport decides it (empty or unlisted group: the last; v1 `unit` agents: `default`).
+    Other agents are left as generated (laggards on other versions stay laggards)."""
+    spec, groups = rollout["spec"], rollout["status"].get("groups", [])
+    if not groups or spec.get("schedule") == "immediate":
+        return records
+    start, target = spec["start_version"], spec["target_version"]
+    states = {group["name"]: group for group in groups}
+    holding = (_GROUP_STATE_NAMES["unstarted"], _GROUP_STATE_NAMES["rolledback"])
+    for record in records:
+        record_spec = record.get("spec") if isinstance(record, dict) else None
+        if not isinstance(record_spec, dict) or not isinstance(record_spec.get("version"), str):
+            continue
+        bare = record_spec["version"].removeprefix("v")
+        if bare not in (target.removeprefix("v"), start.removeprefix("v")):
+            continue
+        info = record_spec.get("UpdaterInfo")
+        name = "default" if record_spec.get("ext_upgrader") == "unit" else ""
+        if not name and isinstance(info, dict):
+            name = str(info.get("UpdateGroup", ""))
+        group = states.get(name, groups[-1])
+        state = group.get("state")
+        canary_hosts = {c.get("host_id") for c in group.get("canaries", [])}
+        is_canary = record.get("metadata", {}).get("name") in canary_hosts
+        on_target = bare == target.removeprefix("v")
+        if on_target and (
+            state in holding or (state == _GROUP_STATE_NAMES["canary"] and not is_canary)
+        ):
+            record_spec["version"] = start
+        elif (
+            not on_target
+            and state == _GROUP_STATE_NAMES["done"]
+            and isinstance(info, dict)
+            and info.get("UpdaterStatus") == 1
+        ):
+            record_spec["version"] = target
+    return records
 
 
 def group_version(rollout: dict[str, Any], group: str | None) -> str:
@@ -348,8 +504,36 @@ def group_version(rollout: dict[str, Any], group: str | None) -> str:
     answered for the last group; unstarted, rolled-back and canary groups get the start
     version, active and done groups the target version."""
     spec, groups = rollout["spec"], rollout["status"].get("groups", [])
-    if not groups:
-        return str(spec["target_version"])
+    if not groups or spec.get("autoupdate_mode") == "disabled":
+        return str(spec["target_version"])  # immediate schedule; disabled answers the target
     chosen = next((g for g in groups if g["name"] == group), groups[-1])
     done = chosen.get("state") in (_GROUP_STATE_NAMES["active"], _GROUP_STATE_NAMES["done"])
     return str(spec["target_version"] if done else spec["start_version"])
+
+
+def group_trigger(rollout: dict[str, Any], group: str | None, now: datetime | None = None) -> bool:
+    """Whether Teleport tells an agent of `group` (no updater id: never a canary) to update now,
+    as the v1 channel's `/critical` answers with a rollout (`getTriggerFromRollout`)."""
+    spec, groups = rollout["spec"], rollout["status"].get("groups", [])
+    if spec.get("autoupdate_mode") != "enabled":
+        return False
+    if spec.get("schedule") == "immediate" or not groups:
+        return True
+    chosen = next((g for g in groups if g["name"] == group), groups[-1])
+    state = chosen.get("state")
+    if state in (_GROUP_STATE_NAMES["active"], _GROUP_STATE_NAMES["rolledback"]):
+        return True
+    if state != _GROUP_STATE_NAMES["done"]:
+        return False
+    if spec.get("strategy") != "time-based":
+        return True
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    names = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    days = {str(day).lower()[:3] for day in chosen.get("config_days", [])}
+    if "*" not in days and names[moment.weekday()] not in days:
+        return False
+    start = moment.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
+        hours=int(chosen.get("config_start_hour", 0))
+    )
+    window = float(str(spec.get("maintenance_window_duration", "3600s")).rstrip("s") or 3600)
+    return start <= moment < start + timedelta(seconds=window)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from exporter.simulator.fleetgen import generate_rollout, group_version
+from exporter.simulator.fleetgen import generate_rollout, group_trigger, group_version
 
 SCENARIOS = ("healthy", "skewed", "outage", "maintenance", "demo")
 ROLLOUT_SCENARIOS = ("skewed", "demo")
@@ -105,6 +105,23 @@ def agent_version(state: SimState, group: str | None) -> str | None:
         return state.agent_version
     options = {key: value for key, value in state.rollout.items() if key != "now"}
     return group_version(generate_rollout(**options), group)
+
+
+def channel_answer(state: SimState, channel: str, what: str) -> str | None:
+    """The v1 version server's answer for `channel` (`version` or `critical`); None for a
+    channel it does not serve. With a rollout Teleport reads the channel name as an update
+    group (`default` or else the last group): `version` is that group's version of the moment,
+    `critical` whether Teleport tells it to update now."""
+    if state.rollout is None:
+        if channel != "default":
+            return None
+        if what == "version":
+            return state.channel_version or "none"
+        return "yes" if state.channel_critical else "no"
+    rollout = generate_rollout(**{k: v for k, v in state.rollout.items() if k != "now"})
+    if what == "version":
+        return "v" + group_version(rollout, channel).removeprefix("v")
+    return "yes" if group_trigger(rollout, channel) else "no"
 
 
 def ping_body(state: SimState, host: str, group: str | None = None) -> dict[str, Any]:

@@ -23,8 +23,14 @@ import anyio
 import trustme
 import uvicorn
 
-from exporter.server import _Server, bind
-from exporter.simulator.scenarios import SimState, fault_body, ping_body, summary_body
+from exporter.simulator.scenarios import (
+    SimState,
+    channel_answer,
+    fault_body,
+    ping_body,
+    summary_body,
+)
+from exporter.web.server import _Server, bind
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,7 +38,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 PING_PATHS = ("/webapi/ping", "/v1/webapi/ping")
-CHANNEL = "/v1/webapi/automaticupgrades/channel/default/"
+CHANNELS = "/v1/webapi/automaticupgrades/channel/"
 
 
 @dataclass
@@ -78,11 +84,15 @@ class SimulatorApp:
             await self._faulty(
                 send, state.ping, ping_body(state, host, group), state.ping_status(), state.jitter
             )
-        elif path == CHANNEL + "version":
-            # `v<semver>` or `none`, with no trailing newline, as Teleport's version server.
-            await _send(send, 200, (state.channel_version or "none").encode(), "text/plain")
-        elif path == CHANNEL + "critical":
-            await _send(send, 200, b"yes" if state.channel_critical else b"no", "text/plain")
+        elif path.startswith(CHANNELS) and path.endswith(("/version", "/critical")):
+            # `v<semver>` or `none`, with no trailing newline, as Teleport's version server;
+            # with a rollout the channel name is read as an update group.
+            channel, _, what = path.removeprefix(CHANNELS).partition("/")
+            answer = channel_answer(state, channel, what)
+            if answer is None:
+                await _send(send, 404, b"404 page not found\n", "text/plain")
+            else:
+                await _send(send, 200, answer.encode(), "text/plain")
         elif path == "/api/v2/summary.json":
             body = summary_body(state, datetime.now(UTC))
             etag = '"' + str(abs(hash(json.dumps(body["status"]) + state.scenario))) + '"'

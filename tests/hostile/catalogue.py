@@ -25,13 +25,13 @@ import anyio
 import bcrypt
 import httpx
 
-from exporter.logs import RateLimit
-from exporter.models.inventory import InventoryParseError, parse_inventory
-from exporter.models.rollout import RolloutParseError, parse_rollout
+from exporter.core.http import retry_after_seconds
+from exporter.core.logs import RateLimit
+from exporter.fleet.model import InventoryParseError, parse_inventory
+from exporter.rollout.model import RolloutParseError, parse_rollout
 from exporter.simulator.scenarios import summary_body
-from exporter.sources.http import retry_after_seconds
-from exporter.webconfig import BasicAuth
-from exporter.webguard import FailureLimiter
+from exporter.web.config import BasicAuth
+from exporter.web.guard import FailureLimiter
 from tests.hostile.env import CHANNEL_PATH, PING_PATH, SUMMARY_PATH, Env, Run
 
 
@@ -175,15 +175,15 @@ async def _block_loop(seconds: float) -> None:
 
 
 def _ping_raising(make: Callable[[], BaseException]) -> Callable[[Env], str]:
-    """The probe's HTTP send fails with `make()` (an error of the exporter's own host)."""
+    """The probe's HTTP client fails with `make()` (an error of the exporter's own host)."""
 
     def check(env: Env) -> str:
         run = Run(env)
 
-        async def send(*args: Any, **kwargs: Any) -> Any:
+        def get(*args: Any, **kwargs: Any) -> Any:
             raise make()
 
-        run.ping._client.send = send  # type: ignore[method-assign]
+        run.ping._client.get = get  # type: ignore[method-assign]
         run.refresh(run.ping)
         return f"{_probe_outcome(run)} unobserved={run.unobserved()}"
 
@@ -191,9 +191,7 @@ def _ping_raising(make: Callable[[], BaseException]) -> Callable[[Env], str]:
 
 
 def _emfile() -> BaseException:
-    error = httpx.ConnectError("connect failed")
-    error.__cause__ = OSError(errno.EMFILE, "Too many open files")
-    return error
+    return OSError(errno.EMFILE, "Too many open files")  # as socket() raises it
 
 
 case("ping-out-of-descriptors", "probe", "probe=connect ledger=none unobserved=resources=1")(
@@ -426,7 +424,7 @@ def _page_unscoped(env: Env) -> str:
 
 @case("status-maintenance-on-filtered-component", "status_page", "in_maintenance=False")
 def _page_maintenance(env: Env) -> str:
-    from exporter.sla_service import SlaService
+    from exporter.sla.service import SlaService
 
     maintenance = {**_incident("elsewhere001"), "status": "in_progress", "impact": "maintenance"}
     summary = _summary(1, scheduled_maintenances=[maintenance])
@@ -536,7 +534,7 @@ class _Collect(logging.Handler):
 
 @case("auth-over-72-bytes-http", "web", "status=401 tracebacks=0")
 def _auth_http(env: Env) -> str:
-    from tests.test_web_guard import _Serving
+    from tests.integration.web.test_web_guard import _Serving
 
     records: list[logging.LogRecord] = []
     handler = _Collect(records)
@@ -558,8 +556,8 @@ async def _wrong_password(client: httpx.AsyncClient, url: str, n: int) -> None:
 
 @case("auth-flood-200-wrong-passwords", "web", "hashed<=11 at_once<=2 scrape=200")
 def _auth_flood(env: Env) -> str:
-    from exporter import webconfig
-    from tests.test_web_guard import _Serving
+    from exporter.web import config as webconfig
+    from tests.integration.web.test_web_guard import _Serving
 
     real = webconfig._checkpw
     running, most, checks = [0], [0], [0]
@@ -601,7 +599,7 @@ def _auth_flood(env: Env) -> str:
 
 @case("web-1mib-request-head", "web", "rejected")
 def _web_big_header(env: Env) -> str:
-    from tests.test_web_guard import _Serving
+    from tests.integration.web.test_web_guard import _Serving
 
     with _Serving(None) as url:
         port = int(url.rsplit(":", 1)[1])
@@ -618,7 +616,7 @@ def _web_big_header(env: Env) -> str:
 
 @case("web-idle-and-half-sent-connections", "web", "closed=13 scrape=200")
 def _web_idle(env: Env) -> str:
-    from tests.test_web_guard import _closed_within, _Serving
+    from tests.integration.web.test_web_guard import _closed_within, _Serving
 
     with _Serving(None, max_connections=8, header_timeout=0.5) as url:
         port = int(url.rsplit(":", 1)[1])
@@ -636,7 +634,7 @@ def _web_idle(env: Env) -> str:
 
 @case("web-client-never-reads-answer", "web", "closed")
 def _web_slow_reader(env: Env) -> str:
-    from tests.test_web_guard import test_a_client_that_stops_reading_is_closed
+    from tests.integration.web.test_web_guard import test_a_client_that_stops_reading_is_closed
 
     test_a_client_that_stops_reading_is_closed()  # asserts the write_timeout close
     return "closed"
@@ -745,9 +743,9 @@ case("rollout-non-numeric-count", "inventory", "parse error")(lambda env: _rollo
 
 @case("tctl-long-server-ids-shared-prefix", "inventory", "duplicates=0")
 def _long_ids(env: Env) -> str:
-    from exporter.collectors.fleet import fleet_families
-    from exporter.exposition import Exposition
-    from exporter.fleet import derive_fleet
+    from exporter.exposition.body import Exposition
+    from exporter.fleet.derive import derive_fleet
+    from exporter.fleet.families import fleet_families
     from tests.conftest import parse_samples
 
     records = [

@@ -13,15 +13,15 @@ from typing import Any
 import anyio
 
 from exporter.config import Settings
-from exporter.errors import SourceError
-from exporter.runtime import Runtime
+from exporter.core.errors import SourceError
+from exporter.core.scheduler import Runtime
+from exporter.core.source import Source
+from exporter.core.state import Hub
+from exporter.probe.source import PING_PATH, PingSource
+from exporter.rollout.version_channel import CHANNEL_PATH, VersionChannelSource
 from exporter.simulator.scenarios import SimState, ping_body
 from exporter.simulator.server import Scripted, SimulatedTenant
-from exporter.sources.base import Source
-from exporter.sources.ping import PING_PATH, PingSource
-from exporter.sources.statuspage import SUMMARY_PATH, StatusPageSource
-from exporter.sources.version_channel import CHANNEL_PATH, VersionChannelSource
-from exporter.state import Hub
+from exporter.status_page.source import SUMMARY_PATH, StatusPageSource
 from tests.conftest import Samples, _fresh_state, parse_samples
 
 __all__ = ["CHANNEL_PATH", "PING_PATH", "SUMMARY_PATH", "Env", "Run", "Scripted"]

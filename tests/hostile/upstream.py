@@ -20,10 +20,10 @@ from pathlib import Path
 
 import anyio
 
-from exporter.ledger import DB_NAME, Ledger, LedgerError
-from exporter.logs import _Formatter
-from exporter.models.inventory import InventoryParseError, parse_inventory
-from exporter.sources.tctl import run_tctl_version
+from exporter.core.logs import _Formatter
+from exporter.fleet.model import InventoryParseError, parse_inventory
+from exporter.sla.ledger import DB_NAME, Ledger, LedgerError
+from exporter.tctl.runner import run_tctl_version
 from tests.hostile.catalogue import _Clock, _page, _probe, _probe_outcome, case
 from tests.hostile.env import CHANNEL_PATH, PING_PATH, SUMMARY_PATH, Env, Run
 
@@ -175,7 +175,7 @@ def _proxy_env(env: Env) -> str:
 def _stale(env: Env) -> str:
     """The page says a maintenance is in progress, then becomes unreachable: within three of
     its intervals the summary still excuses a minute, after that nothing does."""
-    from exporter.sla_service import FRESH_INTERVALS, SlaService
+    from exporter.sla.service import FRESH_INTERVALS, SlaService
 
     maintenance = {
         "id": "m1",
@@ -245,7 +245,7 @@ def _tctl_surrogate(env: Env) -> str:
 def _exposition_surrogate(env: Env) -> str:
     from prometheus_client.core import GaugeMetricFamily
 
-    from exporter.exposition import Exposition
+    from exporter.exposition.body import Exposition
     from tests.conftest import parse_samples
 
     family = GaugeMetricFamily("x", "x", labels=["name"])
@@ -372,7 +372,7 @@ def _ledger_owner(env: Env) -> str:
     """The state directory and ledger belong to another user (who could rewrite the evidence):
     the exporter opens them and says so, once for each."""
     records = _Records()
-    logger = logging.getLogger("exporter.ledger")
+    logger = logging.getLogger("exporter.sla.ledger")
     logger.addHandler(records)
     disabled = logging.root.manager.disable
     logging.disable(logging.NOTSET)

@@ -22,7 +22,7 @@ import httpx
 import trustme
 from prometheus_client.core import GaugeMetricFamily
 
-from exporter.webconfig import BasicAuth, TLSServerConfig, WebConfig
+from exporter.web.config import BasicAuth, TLSServerConfig, WebConfig
 from tests.conftest import parse_samples
 from tests.hostile.catalogue import case
 from tests.hostile.env import Env
@@ -102,7 +102,7 @@ def _big_family(rows: int = 60_000) -> GaugeMetricFamily:
 
 @case("web-5000-pipelined-requests-never-read", "web", "closed pipelined=1 scrape=200")
 def _pipelined(env: Env) -> str:
-    from tests.test_web_guard import _Serving
+    from tests.integration.web.test_web_guard import _Serving
 
     with _Serving(None) as url:
         with _connect(_port(url)) as sock:
@@ -128,7 +128,7 @@ def _rss(field: str) -> int:
 def _pipelined_memory(env: Env) -> str:
     """The review's attack: 20 connections that each pipeline thousands of requests for the
     metrics and never read. Before the bound it took the exporter past its 512 MiB limit."""
-    from tests.test_web_guard import _Serving
+    from tests.integration.web.test_web_guard import _Serving
 
     serving = _Serving(None)
     with serving as url:
@@ -165,7 +165,7 @@ def _pipelined_memory(env: Env) -> str:
 def _handshakes(env: Env) -> str:
     """12 TCP connections that never send a ClientHello, against a cap of 8: each counts from
     accept (the last 4 are refused at once), and the 8 are closed at the handshake deadline."""
-    from tests.test_web_guard import _Serving
+    from tests.integration.web.test_web_guard import _Serving
 
     with (
         _tls_files() as (base, ca),
@@ -197,7 +197,7 @@ def _handshakes(env: Env) -> str:
 def _handshakes_one_address(env: Env) -> str:
     """One address opens 10 connections and sends nothing: it holds at most its cap, and a
     client at another address is served at once."""
-    from tests.test_web_guard import _Serving
+    from tests.integration.web.test_web_guard import _Serving
 
     with (
         _tls_files() as (base, ca),
@@ -220,7 +220,7 @@ def _handshakes_one_address(env: Env) -> str:
 
 @case("web-tls12-cbc-cipher-refused", "web", "cbc=refused gcm=ok")
 def _ciphers(env: Env) -> str:
-    from tests.test_web_guard import _Serving
+    from tests.integration.web.test_web_guard import _Serving
 
     outcomes = []
     with _tls_files() as (base, ca), _Serving(None, _tls_web(base)) as url:
@@ -259,7 +259,7 @@ def _slow_readers(port: int, sources: list[str]) -> list[socket.socket]:
 def _one_address(env: Env) -> str:
     """One address asks for the body 8 times and never reads: the address keeps its cap of
     4 (its oldest slow reader makes room for its newest), and another client gets in."""
-    from tests.test_web_guard import _Serving
+    from tests.integration.web.test_web_guard import _Serving
 
     serving = _Serving(None, max_per_address=4)
     with serving as url:
@@ -284,7 +284,7 @@ def _one_address(env: Env) -> str:
 def _slow_first(env: Env) -> str:
     """Every slot held by slow readers from different addresses: a new scrape closes the
     slow reader that stopped reading first, not a connection whose answer flows."""
-    from tests.test_web_guard import _Serving
+    from tests.integration.web.test_web_guard import _Serving
 
     serving = _Serving(None, max_connections=6)
     with serving as url:
@@ -312,7 +312,7 @@ def _slow_first(env: Env) -> str:
 def _health(env: Env) -> str:
     """A kubelet cannot log in: the probes answer without auth and say nothing but OK;
     the metrics and the page need the login."""
-    from tests.test_web_guard import _Serving
+    from tests.integration.web.test_web_guard import _Serving
 
     with _Serving(BasicAuth({"alice": HASH})) as url, httpx.Client() as client:
         healthz = client.get(url + "/healthz")
@@ -393,7 +393,7 @@ def _require_any(env: Env) -> str:
 def _request_cert(env: Env) -> str:
     """RequestClientCert never verifies (exporter-toolkit's meaning): a client with or without
     a certificate gets in."""
-    from tests.test_web_guard import _Serving
+    from tests.integration.web.test_web_guard import _Serving
 
     with _tls_files() as (base, ca):
         web = WebConfig(

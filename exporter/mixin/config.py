@@ -1,0 +1,269 @@
+"""The monitoring mixin: Prometheus alert and recording rules rendered from a configuration.
+
+`teleport-cloud-exporter mixin --config FILE --out DIR` writes `prometheus/alerts.yml`,
+`prometheus/recording.yml` and, where grafana-foundation-sdk is installed (the
+`mixin` extra), `grafana/dashboards/*.json`. The configuration sets the job selector, the
+cluster label, the runbook URL pattern, the severity of each class of alert and the thresholds;
+`defaults.yml` beside this module holds the defaults, and the shipped files are their
+rendering.
+
+Rules of the mixin, all in service of alerts that hold up with several replicas and restarts:
+- every recording rule aggregates `by (<cluster>, tenant, ...)`: replicas are folded (fleet
+  facts with max, probe results with the best replica), `instance` and `pod` disappear;
+- alerts read recorded series, so one alert per tenant whatever the number of replicas;
+- durations of an hour or more are measured with a subquery over the recorded series plus a
+  check that the condition already held at the window's start, never with `for:`: a restarted
+  pod starts new series and an absent minute resets a `for:` timer, not a subquery.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULTS_FILE = "defaults.yml"
+RULE_FILES = ("prometheus/alerts.yml", "prometheus/recording.yml")
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class MixinConfigError(ValueError):
+    """A mixin configuration that cannot be rendered; the message names the key."""
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+
+
+def default_config() -> dict[str, Any]:
+    text = resources.files("exporter.mixin").joinpath(DEFAULTS_FILE).read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    assert isinstance(data, dict)
+    return data
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any], path: str = "") -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        where = f"{path}{key}"
+        if key not in base:
+            raise MixinConfigError(f"{where}: unknown key")
+        if isinstance(base[key], dict):
+            if not isinstance(value, Mapping):
+                raise MixinConfigError(f"{where}: expected a mapping")
+            out[key] = _merge(base[key], value, where + ".")
+        else:
+            if isinstance(value, Mapping | list) or value is None:
+                raise MixinConfigError(f"{where}: expected a single value")
+            out[key] = value
+    return out
+
+
+def seconds(value: Any, key: str = "duration") -> int:
+    """`90`, `15m`, `24h` -> seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise MixinConfigError(f"{key}: {value!r} is not a duration like 15m or 24h")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def promql_duration(total: int) -> str:
+    """Seconds -> the shortest PromQL duration (`1h55m`, `23h`, `3d`)."""
+    if total <= 0:
+        raise MixinConfigError(f"duration {total}s must be positive")
+    parts = []
+    for unit in ("d", "h", "m", "s"):
+        count, total = divmod(total, _UNITS[unit])
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    probe_failure_ratio: float
+    probe_failing_for: str
+    probe_latency_p95_seconds: float
+    tls_warning_days: float
+    tls_critical_days: float
+    identity_expiry_seconds: int
+    upgrade_blocked_for: str
+    agents_outdated_for: str
+    agents_not_updating_for: str
+    agents_not_enrolled_for: str
+    group_stuck_for: str
+    budget_remaining_ratio: float
+    coverage_ratio: float
+    projection_window: str
+    burn_min_downtime_seconds: int
+    source_down_for: str
+    source_stale_seconds: int
+
+
+@dataclass(frozen=True)
+class MixinConfig:
+    job_selector: str
+    cluster_label: str
+    runbook_url: str
+    severities: dict[str, str]
+    thresholds: Thresholds
+
+    @property
+    def by(self) -> str:
+        """The labels every tenant-level aggregate keeps: replicas share cluster and job."""
+        return self.group("tenant")
+
+    def group(self, *labels: str) -> str:
+        """`by`-list of an aggregate: the cluster label and `job`, then `labels`."""
+        return ", ".join([*([self.cluster_label] if self.cluster_label else []), "job", *labels])
+
+    def runbook(self, alert: str) -> str:
+        return self.runbook_url.format(alert=alert, alert_lower=alert.lower())
+
+
+def parse_config(override: Mapping[str, Any] | None = None) -> MixinConfig:
+    data = _merge(default_config(), override or {})
+    try:
+        thresholds = Thresholds(**data["thresholds"])
+    except TypeError as exc:  # a key of the defaults file missing from Thresholds, or vice versa
+        raise MixinConfigError(f"thresholds: {exc}") from exc
+    for key in ("probe_failing_for", "upgrade_blocked_for", "agents_outdated_for",
+                "agents_not_updating_for", "agents_not_enrolled_for", "group_stuck_for",
+                "projection_window", "source_down_for"):  # fmt: skip
+        seconds(getattr(thresholds, key), f"thresholds.{key}")
+    severities = {str(k): str(v) for k, v in data["severities"].items()}
+    if set(severities) != {"page", "ticket", "info"}:
+        raise MixinConfigError("severities: needs exactly page, ticket and info")
+    cluster = str(data["cluster_label"] or "")
+    if cluster and not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", cluster):
+        raise MixinConfigError(f"cluster_label: {cluster!r} is not a label name")
+    if "{alert" not in str(data["runbook_url"]):
+        raise MixinConfigError("runbook_url: needs {alert} or {alert_lower}")
+    return MixinConfig(
+        job_selector=str(data["job_selector"]),
+        cluster_label=cluster,
+        runbook_url=str(data["runbook_url"]),
+        severities=severities,
+        thresholds=thresholds,
+    )
+
+
+def load_config(path: Path | None) -> MixinConfig:
+    if path is None:
+        return parse_config()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise MixinConfigError(f"{path}: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise MixinConfigError(f"{path}: expected a mapping at the top level")
+    return parse_config(data)
+
+
+# --------------------------------------------------------------------------------------------
+# Rule model and rendering
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An alerting (`alert`) or recording (`record`) rule with the comment that explains it."""
+
+    name: str
+    expr: str
+    comment: str = ""
+    record: bool = False
+    severity: str = ""  # page | ticket | info (alerts)
+    duration: str = ""  # the `for:` of an alert
+    summary: str = ""
+    description: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def body(self, config: MixinConfig) -> dict[str, Any]:
+        if self.record:
+            out: dict[str, Any] = {"record": self.name, "expr": self.expr}
+            if self.labels:
+                out["labels"] = dict(self.labels)
+            return out
+        out = {"alert": self.name, "expr": self.expr}
+        if self.duration:
+            out["for"] = self.duration
+        out["labels"] = {"severity": config.severities[self.severity], **self.labels}
+        out["annotations"] = {
+            "summary": self.summary,
+            "description": self.description,
+            "runbook_url": config.runbook(self.name),
+        }
+        return out
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    rules: tuple[Rule, ...]
+    comment: str = ""
+
+
+class _Dumper(yaml.SafeDumper):
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar(
+        "tag:yaml.org,2002:str", data, style="|" if "\n" in data else None
+    )
+
+
+_Dumper.add_representer(str, _str)
+
+
+def _comment(text: str, indent: str) -> str:
+    return "".join(f"{indent}# {line}".rstrip() + "\n" for line in text.strip().splitlines())
+
+
+def render_rule_file(header: str, groups: tuple[Group, ...], config: MixinConfig) -> str:
+    """YAML with each group's and rule's comment above it (PyYAML alone drops comments)."""
+    out = [_comment(header, ""), "\ngroups:\n"]
+    for group in groups:
+        if group.comment:
+            out.append(_comment(group.comment, "  "))
+        out.append(f"  - name: {group.name}\n    rules:\n")
+        for rule in group.rules:
+            if rule.comment:
+                out.append(_comment(rule.comment, "      "))
+            text = yaml.dump([rule.body(config)], Dumper=_Dumper, sort_keys=False, width=1_000)
+            out.append("".join("      " + line + "\n" for line in text.splitlines()))
+        out.append("\n")
+    return "".join(out).rstrip("\n") + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Expression helpers
+
+
+def sel(config: MixinConfig, metric: str, *matchers: str) -> str:
+    """`metric{<job selector>, matchers...}`."""
+    return metric + "{" + ", ".join([config.job_selector, *matchers]) + "}"
+
+
+def sustained(config: MixinConfig, series: str, condition: str, duration: str, by: str) -> str:
+    """`series <condition>` held at every 5-minute step of the last `duration`, restart-proof.
+
+    `min_over_time` over a subquery skips the steps where the series is absent (a pod being
+    rescheduled, a source not yet refreshed after a restart) instead of starting over, and
+    `series offset <duration>` proves the series already existed when the window began, so a
+    condition that appeared an hour ago does not pass for a day-long one. (A gap exactly at the
+    window's start delays the alert by the gap's length, no more.)
+    """
+    window = promql_duration(seconds(duration))
+    return (
+        f"min_over_time({series}[{window}:5m]) {condition}\nand on ({by})\n{series} offset {window}"
+    )

@@ -1,0 +1,176 @@
+"""Teleport Cloud / Agent fleet: agents by skew, version, updater status and upgrader, the
+Managed Updates v2 rollout and its groups, and every agent one or more majors behind."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from grafana_foundation_sdk.builders import dashboard as dash
+
+from exporter.mixin.config import MixinConfig
+from exporter.mixin.dashboards.kit import (
+    Q,
+    add_annotations,
+    frame,
+    graph,
+    stat_panel,
+    steps,
+    table_panel,
+    target,
+    variables,
+)
+
+FLEET_UID: Final = "teleport-cloud-fleet"
+
+
+def fleet(config: MixinConfig) -> Any:
+    q = Q(config)
+    board = variables(
+        frame(
+            FLEET_UID,
+            "Teleport Cloud / Agent fleet",
+            "Agents by version, skew and updater, the Managed Updates v2 rollout and its "
+            "groups, and every agent one or more majors behind.",
+        ),
+        config,
+        q,
+        page=False,
+    )
+    board = add_annotations(board, q, page=False)
+    skew_colors = steps("green")
+    return (
+        board.with_row(dash.Row("Fleet"))
+        .with_panel(
+            stat_panel(
+                "Agents",
+                "Customer agents (Teleport-managed instances excluded).",
+                "none",
+                target(q.t("tenant:teleport_cloud_agents:sum"), "{{tenant}}", instant=True),
+                width=6,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Effectively enrolled",
+                "Share of agents with an upgrader whose updater is neither disabled nor pinned.",
+                "percentunit",
+                target(
+                    q.t("tenant:teleport_cloud_agents_enrolled:ratio"), "{{tenant}}", instant=True
+                ),
+                thresholds=steps("orange", (1, "green")),
+                width=6,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Agents off the target version",
+                "Agents whose version differs from the tenant's target agent version.",
+                "none",
+                target(
+                    q.t("tenant:teleport_cloud_agents_outdated:max"), "{{tenant}}", instant=True
+                ),
+                thresholds=steps("green", (1, "orange")),
+                width=6,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Target agent version",
+                "The version agents should run: the rollout's target, else ping's agent version.",
+                "none",
+                target(
+                    f"max by (tenant, version) ({q.t('teleport_cloud_agent_target_version_info')})",
+                    "{{version}}",
+                    instant=True,
+                ),
+                width=6,
+            )
+        )
+        .with_panel(
+            graph(
+                "Agents by skew",
+                "Agents by version skew against the control plane.",
+                "none",
+                target(q.t("tenant_skew:teleport_cloud_agents_by_skew:max"), "{{tenant}} {{skew}}"),
+                thresholds=skew_colors,
+            )
+        )
+        .with_panel(
+            graph(
+                "Agents by version",
+                "Agents per Teleport version.",
+                "none",
+                target(q.t("tenant_version:teleport_cloud_agents:sum"), "{{tenant}} {{version}}"),
+            )
+        )
+        .with_panel(
+            graph(
+                "Agents by updater status",
+                "Agents per updater status: ok, disabled, pinned, unreadable, unspecified.",
+                "none",
+                target(
+                    q.t("tenant_status:teleport_cloud_agents_by_updater_status:sum"),
+                    "{{tenant}} {{status}}",
+                ),
+            )
+        )
+        .with_panel(
+            graph(
+                "Agents by upgrader",
+                "Agents per upgrader kind (none: no automatic updates).",
+                "none",
+                target(q.t("tenant_upgrader:teleport_cloud_agents:sum"), "{{tenant}} {{upgrader}}"),
+            )
+        )
+        .with_row(dash.Row("Managed Updates v2 rollout"))
+        .with_panel(
+            table_panel(
+                "Rollout",
+                "The tenant's autoupdate_agent_rollout: versions, mode, strategy.",
+                "none",
+                f"max by (tenant, start_version, target_version, mode, strategy, schedule) "
+                f"({q.t('teleport_cloud_autoupdate_rollout_info')})",
+                ("tenant", "start_version", "target_version", "mode", "strategy", "schedule"),
+                "Present",
+                height=5,
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Update groups",
+                "Each group's state, agents and agents up to date.",
+                "none",
+                f"max by (tenant, group, state) "
+                f"({q.t('teleport_cloud_autoupdate_group_state')} == 1)",
+                ("tenant", "group", "state"),
+                "Current",
+                width=12,
+            )
+        )
+        .with_panel(
+            graph(
+                "Stuck agents per group",
+                "Agents of each group not on the group's version of the moment.",
+                "none",
+                target(
+                    q.t("tenant_group:teleport_cloud_autoupdate_group_agents_stuck:max"),
+                    "{{tenant}} {{group}}",
+                ),
+                thresholds=steps("green", (1, "red")),
+            )
+        )
+        .with_row(dash.Row("Agents"))
+        .with_panel(
+            table_panel(
+                "Agents one or more majors behind",
+                "Every agent one or more majors behind the control plane (negative: newer).",
+                "none",
+                f"max by (tenant, server_id) "
+                f"({q.t('teleport_cloud_agent_major_versions_behind')}) >= 1",
+                ("tenant", "server_id"),
+                "Majors behind",
+                thresholds=steps("orange", (2, "red")),
+                height=10,
+            )
+        )
+    )

@@ -1,0 +1,288 @@
+"""Building blocks for the dashboards, on grafana-foundation-sdk's builders.
+
+`Q` scopes selectors by the dashboards' variables; `stat_panel`, `graph` and `table_panel` make
+a panel with its title, description, unit, size and queries in one call; `frame`, `variables`
+and `add_annotations` give every dashboard the same frame. No datasource UID: everything goes
+through the `${datasource}` variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
+from grafana_foundation_sdk.builders.common import (
+    GraphThresholdsStyleConfig,
+    ReduceDataOptions,
+    VizLegendOptions,
+    VizTooltipOptions,
+)
+from grafana_foundation_sdk.models.common import (
+    BigValueGraphMode,
+    GraphTresholdsStyleMode,  # sic, the SDK's name
+    LegendDisplayMode,
+    LegendPlacement,
+    SortOrder,
+    TooltipDisplayMode,
+)
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardCursorSync,
+    DashboardLinkType,
+    DataSourceRef,
+    DataTransformerConfig,
+    Threshold,
+    ThresholdsMode,
+    ValueMap,
+    ValueMappingResult,
+    VariableRefresh,
+    VariableSort,
+)
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+from exporter.mixin.config import MixinConfig
+
+Json = dict[str, Any]
+TAGS: Final = ["teleport", "teleport-cloud"]
+DATASOURCE: Final = DataSourceRef(type_val="prometheus", uid="${datasource}")
+
+# --------------------------------------------------------------------------------------------
+# Queries
+
+
+class Q:
+    """Selectors scoped by the dashboard's variables: cluster, job, tenant (or page)."""
+
+    def __init__(self, config: MixinConfig) -> None:
+        self.cluster = config.cluster_label
+
+    def scope(self, *matchers: str, key: str = 'tenant=~"$tenant"') -> str:
+        base = [f'{self.cluster}=~"$cluster"'] if self.cluster else []
+        return "{" + ", ".join([*base, 'job=~"$job"', key, *matchers]) + "}"
+
+    def t(self, metric: str, *matchers: str) -> str:
+        """A tenant series (raw family or recorded rule)."""
+        return metric + self.scope(*matchers)
+
+    def p(self, metric: str, *matchers: str) -> str:
+        """A status-page series (label `page`)."""
+        return metric + self.scope(*matchers, key='page=~"$page"')
+
+
+def target(
+    expr: str, legend: str = "", *, instant: bool = False, table_format: bool = False
+) -> prometheus.Dataquery:
+    """One Prometheus query: a range query, an instant one, or an instant table."""
+    query = prometheus.Dataquery().expr(expr).datasource(DATASOURCE)
+    if table_format:
+        query = query.format(PromQueryFormat.TABLE).instant()
+    elif instant:
+        query = query.instant()
+    else:
+        query = query.range()
+    return query.legend_format(legend) if legend else query
+
+
+def match(label: str, op: str, value: str) -> str:
+    """One label matcher, e.g. match("skew", "=~", "a|b") -> skew=~"a|b"."""
+    return f'{label}{op}"{value}"'
+
+
+def steps(base: str, *more: tuple[float, str]) -> dash.ThresholdsConfig:
+    return (
+        dash.ThresholdsConfig()
+        .mode(ThresholdsMode.ABSOLUTE)
+        .steps([Threshold(color=base, value=None)] + [Threshold(color=c, value=v) for v, c in more])
+    )
+
+
+def value_map(names: Mapping[int, tuple[str, str]]) -> ValueMap:
+    return ValueMap(
+        options={
+            str(k): ValueMappingResult(text=t, color=c, index=i)
+            for i, (k, (t, c)) in enumerate(names.items())
+        }
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Panels: each helper sets title, description, unit and size; targets get refIds A, B, ...
+
+
+def _finish(
+    panel: Any, title: str, about: str, unit: str, width: int, height: int, targets: Sequence[Any]
+) -> Any:
+    panel = panel.title(title).description(about).unit(unit).datasource(DATASOURCE)
+    for index, query in enumerate(targets):
+        panel = panel.with_target(query.ref_id(chr(ord("A") + index)))
+    return panel.span(width).height(height)
+
+
+def stat_panel(
+    title: str,
+    about: str,
+    unit: str,
+    *targets: Any,
+    thresholds: dash.ThresholdsConfig | None = None,
+    mapping: ValueMap | None = None,
+    width: int = 4,
+    height: int = 4,
+) -> Any:
+    panel = (
+        stat.Panel()
+        .thresholds(thresholds or steps("blue"))
+        .graph_mode(BigValueGraphMode.NONE)
+        .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+    )
+    if mapping is not None:
+        panel = panel.mappings([mapping])
+    return _finish(panel, title, about, unit, width, height, targets)
+
+
+def graph(
+    title: str,
+    about: str,
+    unit: str,
+    *targets: Any,
+    thresholds: dash.ThresholdsConfig | None = None,
+    width: int = 12,
+    height: int = 8,
+) -> Any:
+    panel = (
+        timeseries.Panel()
+        .thresholds(thresholds or steps("green"))
+        .legend(
+            VizLegendOptions()
+            .display_mode(LegendDisplayMode.LIST)
+            .placement(LegendPlacement.BOTTOM)
+            .show_legend(True)
+        )
+        .tooltip(VizTooltipOptions().mode(TooltipDisplayMode.MULTI).sort(SortOrder.DESCENDING))
+    )
+    if thresholds is not None:
+        panel = panel.thresholds_style(_dashed())
+    return _finish(panel, title, about, unit, width, height, targets)
+
+
+def _dashed() -> GraphThresholdsStyleConfig:
+    """Threshold lines drawn dashed on the graph: where the alert fires."""
+    return GraphThresholdsStyleConfig().mode(GraphTresholdsStyleMode.DASHED)
+
+
+def table_panel(
+    title: str,
+    about: str,
+    unit: str,
+    expr: str,
+    columns: Sequence[str],
+    value: str,
+    *,
+    thresholds: dash.ThresholdsConfig | None = None,
+    mapping: ValueMap | None = None,
+    width: int = 24,
+    height: int = 8,
+) -> Any:
+    """An instant table of `expr`'s series: the label `columns` in order, then the value."""
+    order = {name: i for i, name in enumerate([*columns, "Value"])}
+    panel = (
+        table.Panel()
+        .show_header(True)
+        .thresholds(thresholds or steps("green"))
+        .with_transformation(
+            DataTransformerConfig(
+                id_val="organize",
+                options={
+                    "excludeByName": {"Time": True},
+                    "indexByName": order,
+                    "renameByName": {"Value": value},
+                },
+            )
+        )
+    )
+    if mapping is not None:
+        panel = panel.mappings([mapping])
+    return _finish(panel, title, about, unit, width, height, [target(expr, table_format=True)])
+
+
+# --------------------------------------------------------------------------------------------
+# Dashboards
+
+
+def variables(board: Any, config: MixinConfig, q: Q, *, page: bool) -> Any:
+    job_source = "teleport_cloud_exporter_build_info{" + config.job_selector + "}"
+    board = board.with_variable(
+        dash.DatasourceVariable("datasource").label("Data source").type("prometheus")
+    )
+    if config.cluster_label:
+        board = board.with_variable(
+            _query_var("cluster", f"label_values({job_source}, {config.cluster_label})")
+        )
+    board = board.with_variable(_query_var("job", f"label_values({job_source}, job)"))
+    board = board.with_variable(
+        _query_var("tenant", f"label_values({q.t('teleport_cloud_probe_success')}, tenant)")
+    )
+    if page:
+        board = board.with_variable(
+            _query_var("page", f"label_values({q.p('teleport_cloud_status_indicator')}, page)")
+        )
+    return board
+
+
+def _query_var(name: str, query: str) -> Any:
+    return (
+        dash.QueryVariable(name)
+        .label(name.capitalize())
+        .datasource(DATASOURCE)
+        .query(query)
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+    )
+
+
+def _annotation(name: str, expr: str, color: str) -> dash.AnnotationQuery:
+    return (
+        dash.AnnotationQuery()
+        .name(name)
+        .datasource(DATASOURCE)
+        .enable(True)
+        .hide(False)
+        .icon_color(color)
+        .expr(expr)
+    )
+
+
+def add_annotations(board: Any, q: Q, *, page: bool) -> Any:
+    """Control-plane major upgrades on both dashboards, status-page maintenance on the overview."""
+    upgrades = f"changes({q.t('teleport_cloud_control_plane_major_version')}[10m]) > 0"
+    board = board.annotation(_annotation("Control-plane major upgrades", upgrades, "purple"))
+    if page:
+        maintenance = q.p("teleport_cloud_status_maintenances", match("state", "=", "in_progress"))
+        board = board.annotation(
+            _annotation("Status-page maintenance", f"{maintenance} > 0", "blue")
+        )
+    return board
+
+
+def frame(uid: str, title: str, about: str) -> Any:
+    link = (
+        dash.DashboardLink("Teleport Cloud dashboards")
+        .type(DashboardLinkType.DASHBOARDS)
+        .tags(["teleport-cloud"])
+        .include_vars(True)
+        .keep_time(True)
+    )
+    return (
+        dash.Dashboard(title)
+        .uid(uid)
+        .description(about)
+        .tags(TAGS)
+        .refresh("1m")
+        .time("now-6h", "now")
+        .timezone("utc")
+        .tooltip(DashboardCursorSync.CROSSHAIR)
+        .link(link)
+    )

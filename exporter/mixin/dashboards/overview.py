@@ -1,0 +1,471 @@
+"""Teleport Cloud / Overview: the on-call questions first, then the tables to act on, the
+month's SLA, the proxy probe, the status page and the exporter's own health."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from grafana_foundation_sdk.builders import dashboard as dash
+
+from exporter.mixin.config import MixinConfig
+from exporter.mixin.dashboards.kit import (
+    Q,
+    add_annotations,
+    frame,
+    graph,
+    match,
+    stat_panel,
+    steps,
+    table_panel,
+    target,
+    value_map,
+    variables,
+)
+
+OVERVIEW_UID: Final = "teleport-cloud-overview"
+AGENT_COLUMNS: Final = (
+    "tenant",
+    "hostname",
+    "server_id",
+    "version",
+    "upgrader",
+    "updater_status",
+    "update_group",
+)
+INDICATORS: Final = {"none": 0, "minor": 1, "major": 2, "critical": 3, "maintenance": 4}
+
+
+def overview(config: MixinConfig) -> Any:
+    th = config.thresholds
+    q = Q(config)
+    board = variables(
+        frame(
+            OVERVIEW_UID,
+            "Teleport Cloud / Overview",
+            "Is the next upgrade blocked and by whom, which agents do not update, the SLA "
+            "budget left this month, the proxy probe and the vendor status page.",
+        ),
+        config,
+        q,
+        page=True,
+    )
+    board = add_annotations(board, q, page=True)
+    blocked = value_map({0: ("no", "green"), 1: ("blocked", "red")})
+    blocking_skews = q.t(
+        "tenant_skew:teleport_cloud_agents_by_skew:max",
+        match("skew", "=~", "one_major_behind|unsupported_old"),
+    )
+    budget_steps = steps("red", (th.budget_remaining_ratio, "green"))
+    failure_steps = steps("green", (th.probe_failure_ratio, "red"))
+    tls_steps = steps(
+        "red", (th.tls_critical_days * 86400, "orange"), (th.tls_warning_days * 86400, "green")
+    )
+    indicator = (
+        "max by (page) (\n  "
+        + "\n  or ".join(
+            q.p("teleport_cloud_status_indicator", f'indicator="{name}"') + f" * {weight}"
+            for name, weight in INDICATORS.items()
+        )
+        + "\n)"
+    )
+    blocking = (
+        f"max by ({', '.join(AGENT_COLUMNS)}) (\n"
+        f"  {q.t('teleport_cloud_agent_info')}\n"
+        f"  * on ({config.by}, server_id) group_left ()\n"
+        f"  (max by ({config.by}, server_id) "
+        f"({q.t('teleport_cloud_agent_major_versions_behind')}) >= 1)\n)"
+    )
+    board = (
+        board.with_row(dash.Row("Overview"))
+        .with_panel(
+            stat_panel(
+                "Next upgrade blocked",
+                "Whether agents one or more majors behind withhold the next control-plane major "
+                "upgrade. The table below lists them.",
+                "none",
+                target(
+                    q.t("tenant:teleport_cloud_control_plane_upgrade_blocked:max"),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                mapping=blocked,
+                thresholds=steps("green", (1, "red")),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Agents blocking the upgrade",
+                "Agents one or more majors behind the control plane.",
+                "none",
+                target(
+                    f"sum by (tenant) ({blocking_skews})",
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                thresholds=steps("green", (1, "red")),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Agents not updating",
+                "Agents behind the target version with their updater disabled or pinned, or "
+                "without an upgrader (TeleportCloudAgentsNotUpdating).",
+                "none",
+                target(
+                    q.t("tenant:teleport_cloud_agents_not_updating:count"),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                thresholds=steps("green", (1, "orange")),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "SLA budget left",
+                "Share of this month's error budget left, from the replica that saw the tenant "
+                f"best. Red under {th.budget_remaining_ratio:.0%} "
+                "(TeleportCloudSLAErrorBudgetLow).",
+                "percentunit",
+                target(
+                    q.t("tenant:teleport_cloud_sla_error_budget_remaining_ratio:max"),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                thresholds=budget_steps,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Probe failures (5m)",
+                "Share of failed /webapi/ping probes over 5 minutes, best replica. Red from "
+                f"{th.probe_failure_ratio:.0%} (TeleportCloudProbeFailing).",
+                "percentunit",
+                target(
+                    q.t("tenant:teleport_cloud_probe_failures:ratio_rate5m"),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                thresholds=failure_steps,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Status page",
+                "The vendor status page's overall indicator.",
+                "none",
+                target(indicator, "{{page}}", instant=True),
+                mapping=value_map(
+                    {
+                        0: ("operational", "green"),
+                        1: ("minor", "yellow"),
+                        2: ("major", "orange"),
+                        3: ("critical", "red"),
+                        4: ("maintenance", "blue"),
+                    }
+                ),
+                thresholds=steps("green"),
+            )
+        )
+        .with_row(dash.Row("Agents to act on"))
+        .with_panel(
+            table_panel(
+                "Agents blocking the next upgrade",
+                "Agents one or more majors behind the control plane, with how many majors. Needs "
+                "per_agent_metrics: true.",
+                "none",
+                blocking,
+                AGENT_COLUMNS,
+                "Majors behind",
+                thresholds=steps("orange", (2, "red")),
+                width=12,
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Agents pinned, disabled or without upgrader",
+                "Agents that will not update by themselves; `Behind target` says whether they are "
+                "already off the tenant's target version (TeleportCloudAgentsNotUpdating).",
+                "none",
+                _not_updating(q, config),
+                AGENT_COLUMNS,
+                "Behind target",
+                mapping=value_map({0: ("no", "green"), 1: ("yes", "red")}),
+                width=12,
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Stuck update groups",
+                "Managed Updates v2 groups and their agents not on the group's version of the "
+                "moment (TeleportCloudAutoUpdateGroupStuck).",
+                "none",
+                q.t("tenant_group:teleport_cloud_autoupdate_group_agents_stuck:max"),
+                ("tenant", "group"),
+                "Stuck agents",
+                thresholds=steps("green", (1, "red")),
+                height=6,
+            )
+        )
+        .with_row(dash.Row("SLA this month"))
+        .with_panel(
+            stat_panel(
+                "Downtime this month",
+                "Down minutes x 60 this month, best replica.",
+                "s",
+                target(
+                    q.t("tenant:teleport_cloud_sla_downtime_seconds:min"),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Error budget this month",
+                "Allowed downtime this month: days x 86400 x (1 - objective).",
+                "s",
+                target(
+                    q.t("tenant:teleport_cloud_sla_error_budget_seconds:max"),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Projected downtime at month end",
+                f"Downtime so far plus the last {th.projection_window}'s burn rate over the time "
+                "left (TeleportCloudSLABreachProjected when over the budget).",
+                "s",
+                target(
+                    q.t(
+                        "tenant:teleport_cloud_sla_downtime_seconds:projected_burn_rate"
+                        + th.projection_window
+                    ),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Observed coverage",
+                "Share of the month so far the ledger observed. Red under "
+                f"{th.coverage_ratio:.0%} (TeleportCloudSLACoverageLow).",
+                "percentunit",
+                target(
+                    q.t("tenant:teleport_cloud_sla_observed_seconds:ratio_month"),
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                thresholds=steps("red", (th.coverage_ratio, "green")),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Uptime this month",
+                "1 - downtime / observed time, best replica.",
+                "percentunit",
+                target(
+                    f"max by (tenant) ({q.t('teleport_cloud_sla_uptime_ratio')})",
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                width=8,
+            )
+        )
+        .with_panel(
+            graph(
+                "Error budget left",
+                "Share of the month's error budget left over time; the dashed line is the "
+                "TeleportCloudSLAErrorBudgetLow threshold.",
+                "percentunit",
+                target(
+                    q.t("tenant:teleport_cloud_sla_error_budget_remaining_ratio:max"), "{{tenant}}"
+                ),
+                thresholds=budget_steps,
+            )
+        )
+        .with_panel(
+            graph(
+                "SLA burn rate",
+                "Burn rate of the error budget per window (1 = spending exactly the budget); the "
+                "ticket thresholds are 3 over 1d and 1 over 3d.",
+                "none",
+                target(
+                    q.t("tenant_window:teleport_cloud_sla_burn_rate:min", 'window=~"1h|1d|3d"'),
+                    "{{tenant}} {{window}}",
+                ),
+                thresholds=steps("green", (1, "orange"), (3, "red")),
+            )
+        )
+        .with_row(dash.Row("Proxy probe"))
+        .with_panel(
+            graph(
+                "Probe failure ratio",
+                "Share of failed probes, best replica, from counters (every probe counts).",
+                "percentunit",
+                target(q.t("tenant:teleport_cloud_probe_failures:ratio_rate5m"), "{{tenant}} 5m"),
+                target(q.t("tenant:teleport_cloud_probe_failures:ratio_rate1h"), "{{tenant}} 1h"),
+                thresholds=failure_steps,
+                width=8,
+            )
+        )
+        .with_panel(
+            graph(
+                "Probe latency",
+                "Percentiles of successful probes over 10 minutes; the dashed line is "
+                "TeleportCloudProbeLatencyHigh's p95 threshold.",
+                "s",
+                *(
+                    target(
+                        q.t(f"tenant:teleport_cloud_probe_latency_seconds:{p}_10m"),
+                        f"{{{{tenant}}}} {p}",
+                    )
+                    for p in ("p50", "p95", "p99")
+                ),
+                thresholds=steps("green", (th.probe_latency_p95_seconds, "red")),
+                width=8,
+            )
+        )
+        .with_panel(
+            graph(
+                "Probe phases",
+                "Duration of each phase of the last probe, slowest replica.",
+                "s",
+                target(
+                    f"max by (tenant, phase) "
+                    f"({q.t('teleport_cloud_probe_phase_duration_seconds')})",
+                    "{{tenant}} {{phase}}",
+                ),
+                width=8,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "TLS certificate expires in",
+                f"Time left on the proxy's certificate: orange under {th.tls_warning_days:g} days "
+                f"(ticket), red under {th.tls_critical_days:g} (page).",
+                "s",
+                target(
+                    f"min by (tenant) ({q.t('teleport_cloud_tls_cert_expiry_timestamp_seconds')}"
+                    " > 0) - time()",
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                thresholds=tls_steps,
+                width=6,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Machine ID identity expires in",
+                "Time left on the identity tctl uses; tbot renews it every 20 minutes. Red under "
+                f"{th.identity_expiry_seconds // 60} minutes (TeleportCloudIdentityExpiring).",
+                "s",
+                target(
+                    f"min by (tenant) "
+                    f"({q.t('teleport_cloud_identity_expiry_timestamp_seconds')} > 0) - time()",
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                thresholds=steps("red", (th.identity_expiry_seconds, "green")),
+                width=6,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "tctl compatible",
+                "Whether every replica's tctl is the control plane's major or one below.",
+                "none",
+                target(
+                    f"min by (tenant) ({q.t('teleport_cloud_tctl_compatible')})",
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                mapping=value_map({0: ("incompatible", "red"), 1: ("compatible", "green")}),
+                thresholds=steps("red", (1, "green")),
+                width=6,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Probe success (last)",
+                "Whether the last probe of at least one replica succeeded.",
+                "none",
+                target(q.t("tenant:teleport_cloud_probe_success:max"), "{{tenant}}", instant=True),
+                mapping=value_map({0: ("down", "red"), 1: ("up", "green")}),
+                thresholds=steps("red", (1, "green")),
+                width=6,
+            )
+        )
+        .with_row(dash.Row("Status page"))
+        .with_panel(
+            table_panel(
+                "Components not operational",
+                "Status-page components (of the configured ones) in any state but operational.",
+                "none",
+                f"max by (page, group, component, status) "
+                f"({q.p('teleport_cloud_status_component', match('status', '!=', 'operational'))})",
+                ("page", "group", "component", "status"),
+                "Current",
+                mapping=value_map({0: ("no", "green"), 1: ("yes", "red")}),
+                width=12,
+            )
+        )
+        .with_panel(
+            graph(
+                "Unresolved incidents",
+                "Unresolved incidents of the configured components, by impact.",
+                "none",
+                target(
+                    f"max by (page, impact) ({q.p('teleport_cloud_status_incidents')})",
+                    "{{page}} {{impact}}",
+                ),
+                width=12,
+            )
+        )
+        .with_row(dash.Row("Exporter"))
+        .with_panel(
+            table_panel(
+                "Sources",
+                "Whether each source's last refresh succeeded on at least one replica.",
+                "none",
+                f"max by (source, target) "
+                f"(teleport_cloud_source_up{q.scope(key=match('target', '=~', '$tenant|$page'))})",
+                ("source", "target"),
+                "Up",
+                mapping=value_map({0: ("down", "red"), 1: ("up", "green")}),
+                width=12,
+            )
+        )
+        .with_panel(
+            graph(
+                "SLA ledger errors",
+                "Failed ledger reads and writes per replica over 15 minutes "
+                "(TeleportCloudSLALedgerErrors).",
+                "none",
+                target(
+                    f"sum by (instance) (increase(teleport_cloud_sla_ledger_errors_total"
+                    f"{q.scope(key=match('operation', '=~', '.+'))}[15m]))",
+                    "{{instance}}",
+                ),
+                thresholds=steps("green", (1, "red")),
+                width=12,
+            )
+        )
+    )
+    return board
+
+
+def _not_updating(q: Q, config: MixinConfig) -> str:
+    agents = (
+        f"{q.t('teleport_cloud_agent_info', match('updater_status', '=~', 'disabled|pinned'))}"
+        f" or {q.t('teleport_cloud_agent_info', match('upgrader', '=', 'none'))}"
+    )
+    by = ", ".join(AGENT_COLUMNS)
+    target_version = f"{q.t('teleport_cloud_agent_target_version_info')}"
+    return (
+        f"max by ({by}) (({agents}) unless on ({config.by}, version) {target_version})\n"
+        f"or max by ({by}) ({agents}) * 0"
+    )
