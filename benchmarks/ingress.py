@@ -51,9 +51,9 @@ def serve(limits: str, tls_dir: str | None) -> None:
     import anyio
     from prometheus_client.core import GaugeMetricFamily
 
-    from exporter.exposition import Exposition
-    from exporter.server import App, bind, build_server
-    from exporter.webconfig import TLSServerConfig, WebConfig
+    from exporter.exposition.body import Exposition
+    from exporter.web.config import TLSServerConfig, WebConfig
+    from exporter.web.server import App, bind, build_server
 
     if limits == "off":
         resource.setrlimit(resource.RLIMIT_AS, (int(1.5 * GIB), int(1.5 * GIB)))

@@ -48,7 +48,7 @@ def _admitted(policy: dict[str, Any], own_namespace: str, peer: Peer, port: int)
     "prometheus_elsewhere=out,out",
 )
 def _network_policy(env: Env) -> str:
-    from tests.test_k8s import _one, _render
+    from tests.integration.mixin.test_k8s import _one, _render
 
     docs = _render("overlays/example")
     policy = _one(docs, "NetworkPolicy")
