@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, field_validator
 
-from exporter.probe.client import PHASES
+from exporter.vocab import PROBE_PHASES
 
 
 class _Lenient(BaseModel):
@@ -160,7 +160,7 @@ class ProbeResult:
     started_at: float
     success: bool = False
     duration: float = 0.0
-    phases: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    phases: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PROBE_PHASES, 0.0))
     status_code: int = 0
     cert_not_after: float | None = None
     ping: PingInfo | None = None

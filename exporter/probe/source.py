@@ -17,7 +17,7 @@ import anyio
 from prometheus_client import Counter, Histogram
 from prometheus_client.metrics_core import Metric
 
-from exporter.core.catalogue import PROBE_LATENCY, PROBE_UNOBSERVED, UNOBSERVED_REASONS
+from exporter.core.catalogue import PROBE_LATENCY, PROBE_UNOBSERVED
 from exporter.core.clock import Clock, SystemClock
 from exporter.core.errors import SourceError
 from exporter.core.http import tls_context
@@ -26,6 +26,7 @@ from exporter.core.state import Hub, TenantState
 from exporter.probe.client import Answer, ProbeClient, Trace, error_from_probe
 from exporter.probe.families import TARGET_KEY, cluster_families, probe_families, target_families
 from exporter.probe.model import PingInfo, PingParseError, ProbeResult, parse_ping
+from exporter.vocab import UNOBSERVED_REASONS
 
 log = logging.getLogger(__name__)
 

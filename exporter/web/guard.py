@@ -23,11 +23,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from exporter.core import catalogue as m
+from exporter.vocab import AUTH_FAILURE_REASONS, CLOSE_REASONS
 
 MAX_CONNECTIONS = 256
 """Open connections at most, counted from accept (a TLS handshake under way counts): far below
@@ -101,18 +101,6 @@ class FailureLimiter:
         return max(1, int(missing * self.refill_seconds + 0.999))
 
 
-AUTH_FAILURE_REASONS = ("invalid", "rate_limited", "busy")
-CLOSE_REASONS = (
-    "over_limit",
-    "address_limit",
-    "handshake_timeout",
-    "handshake_failed",
-    "header_timeout",
-    "pipelined",
-    "write_timeout",
-)
-
-
 class WebCounters:
     """Counts of refused logins and closed connections, published through `publish` (the
     exposition), throttled to once a second so an attack does not re-render the body per
@@ -142,7 +130,6 @@ class WebCounters:
             (m.WEB_CLOSED, self.closed),
         ):
             family = spec.new()
-            assert isinstance(family, CounterMetricFamily)
             for reason, count in counts.items():
                 family.add_metric([reason], float(count))
             out.append(family)
