@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
 from prometheus_client.metrics_core import Metric
 
 from exporter.core.catalogue import PROBE_LATENCY, PROBE_UNOBSERVED
@@ -81,15 +81,8 @@ class PingSource(Source):
         )
         self._histogram = _LatencyHistogram(tenant.name)
         self.ignored = IgnoredFields(self.kind, tenant.name)
-        self._unobserved = Counter(
-            PROBE_UNOBSERVED.name,
-            PROBE_UNOBSERVED.help,
-            labelnames=PROBE_UNOBSERVED.labels,
-            registry=None,
-        )
-        for reason in UNOBSERVED_REASONS:
-            self._unobserved.labels(tenant.name, reason)
-        hub.publish(("unobserved", tenant.name), list(self._unobserved.collect()))
+        self._unobserved: dict[str, int] = dict.fromkeys(UNOBSERVED_REASONS, 0)
+        hub.publish(("unobserved", tenant.name), self._unobserved_families())
         hub.publish(("ignored", self.kind, tenant.name), self.ignored.families())
         self.last_result: ProbeResult | None = None
         self.recent_failures: deque[ProbeFailure] = deque(maxlen=RECENT_FAILURES)
@@ -162,8 +155,12 @@ class PingSource(Source):
             reason,
             error.message,
         )
-        self._unobserved.labels(self.tenant.name, reason).inc()
-        self.hub.publish(("unobserved", self.tenant.name), list(self._unobserved.collect()))
+        self._unobserved[reason] = self._unobserved.get(reason, 0) + 1
+        self.hub.publish(("unobserved", self.tenant.name), self._unobserved_families())
+
+    def _unobserved_families(self) -> list[Metric]:
+        rows = (((self.tenant.name, reason), n) for reason, n in self._unobserved.items())
+        return [PROBE_UNOBSERVED.counts(rows)]
 
     async def _publish_probe(self, result: ProbeResult) -> None:
         if result.recorded:
