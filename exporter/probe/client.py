@@ -32,13 +32,10 @@ from cryptography import x509
 
 from exporter import __version__
 from exporter.core.errors import SourceError
-from exporter.vocab import PROBE_PHASES
 
 RECV_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 100 * 1024
 """The status line and headers together, as httpcore bounds them."""
-
-PHASES = PROBE_PHASES
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 Phases follow blackbox_exporter: resolve, connect, tls, processing (connection ready to the
 first response byte) and transfer (first byte to the end of the body), each taken at the socket
-event by `probe_client` in a worker thread, so the exporter's own work is not counted as the
-tenant's latency. A new connection per probe: a reused one would hide connect and TLS trouble.
+event by `exporter.probe.client` in a worker thread, so the exporter's own work is not counted
+as the tenant's latency. A new connection per probe: a reused one would hide connect and TLS
+trouble.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class PingSource(Source):
             timeout=config.ping.timeout,
             max_bytes=MAX_PING_BYTES,
         )
+        # A worker thread of its own: waiting for one of the shared pool's (busy with fleet
+        # refreshes) would delay the probe, and a late probe is no evidence about the tenant.
+        self._thread = anyio.CapacityLimiter(1)
         self._histogram = _LatencyHistogram(tenant.name)
         self.ignored = IgnoredFields(self.kind, tenant.name)
         self._unobserved: dict[str, int] = dict.fromkeys(UNOBSERVED_REASONS, 0)
@@ -97,7 +101,12 @@ class PingSource(Source):
         try:
             # Abandoned if the runtime gives up first; the client ends itself at `timeout`.
             answer: Answer = await anyio.to_thread.run_sync(
-                self._client.get, PING_PATH, PING_HEADERS, trace, abandon_on_cancel=True
+                self._client.get,
+                PING_PATH,
+                PING_HEADERS,
+                trace,
+                abandon_on_cancel=True,
+                limiter=self._thread,
             )
         except Exception as exc:
             _finish(result, trace)

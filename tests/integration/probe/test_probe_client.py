@@ -22,6 +22,7 @@ from exporter.probe.client import (
     decoded,
     error_from_probe,
 )
+from exporter.vocab import PROBE_PHASES
 
 PING = b'{"server_version": "18.1.4"}'
 
@@ -142,6 +143,7 @@ def test_server_delay_lands_in_processing_only(ca: trustme.CA) -> None:
     _, answer, trace = probe(ca, head("200 OK", "Content-Length: 2") + b"{}", delay=0.3)
     assert isinstance(answer, Answer)
     phases = trace.phases()
+    assert tuple(phases) == PROBE_PHASES
     assert phases["processing"] >= 0.3
     assert all(phases[p] < 0.3 for p in ("resolve", "connect", "tls", "transfer"))
     total = trace.last() - trace.start

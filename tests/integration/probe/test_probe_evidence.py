@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,31 @@ def test_out_of_descriptors_is_unobserved_not_down(
     assert value(samples, unobserved, tenant="t", reason="resources") == 1
     assert value(samples, unobserved, tenant="t", reason="loop_lag") == 0
     assert value(samples, "teleport_cloud_probe_success", tenant="t") == 1
+
+
+def test_probe_does_not_wait_for_the_shared_worker_threads(
+    sim: SimulatedTenant, tmp_path: Path
+) -> None:
+    hub = _hub(sim, tmp_path, ping={"timeout": "1s"})
+    recorder = Recorder()
+    ping = PingSource(hub, hub.tenants["t"], recorder)
+
+    async def run() -> SourceError | None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+        release = threading.Event()
+
+        async def hold() -> None:
+            await anyio.to_thread.run_sync(release.wait)  # the only token of the shared pool
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(hold)
+            await anyio.sleep(0.05)
+            error = await Runtime(hub, [ping]).refresh_once(ping)
+            release.set()
+        return error
+
+    assert anyio.run(run) is None
+    assert recorder.calls == [True]
 
 
 def test_late_start_failure_is_unobserved(sim: SimulatedTenant, tmp_path: Path) -> None:
