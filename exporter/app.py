@@ -21,6 +21,7 @@ from exporter.core.clock import SystemClock
 from exporter.core.scheduler import Runtime
 from exporter.core.source import Source
 from exporter.core.state import Hub
+from exporter.derivations import attach_derivers
 from exporter.fleet.source import InventorySource
 from exporter.probe.source import PingSource, ProbeRecorder
 from exporter.rollout.agent_report_source import AgentReportSource
@@ -111,7 +112,7 @@ async def run_exporter(
     extra_tasks: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> None:
     """Serve until SIGTERM/SIGINT."""
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     sla = SlaService(hub, ledger, SystemClock())
     sources = build_sources(hub, sla.record)
     runtime = Runtime(hub, sources)

@@ -27,11 +27,11 @@ from exporter.core.scheduler import Runtime
 from exporter.core.source import Source
 from exporter.core.state import Hub, TenantState
 from exporter.core.versions import major_of, normalise, same_version
+from exporter.derivations import attach_derivers
 from exporter.fleet.derive import (
     NOT_UPDATING,
     AgentView,
     FleetView,
-    derive_fleet,
     not_updating,
     summarise_by_version,
 )
@@ -418,14 +418,8 @@ def build_report(
         if tenant.name in tctls:
             _tctl_section(report, tenant, tctls[tenant.name])
         _tools_section(report, tenant, tctls.get(tenant.name))
-        view = None
-        if tenant.inventory is not None:
-            view = derive_fleet(
-                tenant.inventory,
-                tenant.control_plane_version,
-                tenant.target_agent_version,
-                plan_groups(tenant.rollout),
-            )
+        view = tenant.fleet  # as the exporter derives and publishes it
+        if view is not None:
             _fleet_section(report, tenant, view)
         if view is not None and view.not_updating is not None:
             reasons = ", ".join(f"{reason} {count}" for reason, count in view.not_updating.items())
@@ -466,7 +460,7 @@ def build_report(
 
 
 def run_check(settings: Settings, out: TextIO | None = None) -> int:
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     sources = build_sources(hub, None)
     runtime = Runtime(hub, sources)
     results = anyio.run(_collect, runtime, sources)

@@ -150,6 +150,9 @@ class Runtime:
     async def run(self) -> None:
         async with anyio.create_task_group() as group:
             group.start_soon(self.monitor.run, name="loop-monitor")
+            # Derivers first: from here on a source's change wakes its tenant's deriver task.
+            for name, deriver in self.hub.derivers.items():
+                await group.start(deriver.run, name=f"derive:{name}")
             for source in self.sources:
                 group.start_soon(self._loop, source, name=f"{source.kind}:{source.target}")
 

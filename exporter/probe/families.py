@@ -83,16 +83,3 @@ def cluster_families(tenant: TenantState) -> list[Metric]:
         tools = normalise(ping.auto_update.tools_version)
         families.append(m.CLIENT_TOOLS_VERSION.single([name, tools], 1.0))
     return families
-
-
-TARGET_KEY = "target"
-
-
-def target_families(tenant: TenantState) -> list[Metric]:
-    """`agent_target_version_info`, under its own key (`("target", tenant)`): the rollout, ping
-    and the v1 channel each move it, and each re-publishes it at once when it does, so the
-    target follows a rollout change without waiting for ping (or through a ping outage)."""
-    target = tenant.target_agent_version
-    if not target:
-        return []
-    return [m.AGENT_TARGET_VERSION.single([tenant.name, normalise(target)], 1.0)]

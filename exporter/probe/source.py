@@ -25,7 +25,7 @@ from exporter.core.http import tls_context
 from exporter.core.source import IgnoredFields, Source
 from exporter.core.state import Hub, TenantState
 from exporter.probe.client import Answer, ProbeClient, Trace, error_from_probe
-from exporter.probe.families import TARGET_KEY, cluster_families, probe_families, target_families
+from exporter.probe.families import cluster_families, probe_families
 from exporter.probe.model import PingInfo, PingParseError, ProbeResult, parse_ping
 from exporter.vocab import UNOBSERVED_REASONS
 
@@ -186,9 +186,8 @@ class PingSource(Source):
         before = (self.tenant.control_plane_version, self.tenant.target_agent_version)
         self.tenant.ping = ping
         self.hub.publish(("cluster", self.tenant.name), cluster_families(self.tenant))
-        self.hub.publish((TARGET_KEY, self.tenant.name), target_families(self.tenant))
         if (self.tenant.control_plane_version, self.tenant.target_agent_version) != before:
-            self.hub.versions_changed(self.tenant)
+            self.hub.changed(self.tenant)
 
 
 def _finish(result: ProbeResult, trace: Trace) -> None:

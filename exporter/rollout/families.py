@@ -26,6 +26,7 @@ from __future__ import annotations
 from prometheus_client.metrics_core import Metric
 
 from exporter.core.catalogue import (
+    AGENT_TARGET_VERSION,
     ROLLOUT_GROUP_AGENTS,
     ROLLOUT_GROUP_STATE,
     ROLLOUT_GROUP_UP_TO_DATE,
@@ -71,3 +72,12 @@ def rollout_families(tenant: str, rollout: Rollout | None) -> list[Metric]:
     for group_name, version in plan.versions.items() if plan is not None else ():
         versions.add_metric([tenant, cap_label(group_name), version], 1.0)
     return [info, states, present, up_to_date, versions]
+
+
+def target_families(tenant: str, target: str | None) -> list[Metric]:
+    """`agent_target_version_info`: the rollout's target whenever a rollout exists, else ping's
+    `agent_version`, else the v1 channel's (`TenantState.target_agent_version`); derived by the
+    tenant's deriver, so it follows whichever of them moved, at once."""
+    if not target:
+        return []
+    return [AGENT_TARGET_VERSION.single([tenant, normalise(target)], 1.0)]
