@@ -12,17 +12,26 @@
 - `WebCounters`: what the above refused, published as
   `teleport_cloud_web_auth_failures_total{reason}` and
   `teleport_cloud_web_connections_closed_total{reason}` at most once a second.
+- `QuietServer`: uvicorn's server without its own signal handling.
+
+This is the one module that relies on uvicorn's internals (the httptools protocol's hooks and
+attributes, the server's signal and shutdown methods). pyproject.toml pins uvicorn to the range
+tested with them, and tests/unit/web/test_uvicorn_contract.py checks that every attribute used
+here exists in the installed uvicorn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
+import uvicorn
 from prometheus_client.metrics_core import Metric
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -397,3 +406,18 @@ def guarded_protocol(
         (GuardedProtocol,),
         {"counters": counters, "tls": tls, "accepted": {}, "by_address": {}, **limits},
     )
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the exporter's task group owns shutdown, which
+    also drops TLS handshakes still under way (they are not uvicorn's connections yet)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        protocol = self.config.http_protocol_class
+        if isinstance(protocol, type) and issubclass(protocol, GuardedProtocol):
+            protocol.abort_handshakes()
+        await super().shutdown(sockets)
