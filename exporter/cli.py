@@ -165,10 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     mixin = commands.add_parser(
         "mixin",
-        help="render the alert and recording rules (and dashboards) from a mixin configuration",
-        description="Render prometheus/alerts.yml, prometheus/recording.yml and, from a source "
-        "checkout, grafana/dashboards/*.json under DIR, from the defaults overridden by FILE "
-        "(job selector, cluster label, runbook URL, severities, thresholds).",
+        help="render the rules, dashboards and Kubernetes objects from a mixin configuration",
+        description="Render prometheus/alerts.yml, prometheus/recording.yml, "
+        "grafana/dashboards/*.json (with the mixin extra) and the Kubernetes objects that carry "
+        "them (k8s/base/prometheusrule.yaml, k8s/base/dashboards.yaml) under DIR, from the "
+        "defaults overridden by FILE (job selector, cluster label, runbook URL, severities, "
+        "thresholds).",
     )
     mixin.add_argument("--config", type=Path, metavar="FILE", help="overrides of the defaults")
     mixin.add_argument("--out", type=Path, metavar="DIR", default=Path("."), help="(.)")
