@@ -53,6 +53,14 @@ class Target:
         """Change the body as a probe result does; the target's own time for it."""
         return float(self._ask("change")[1])
 
+    def refresh(self) -> None:
+        """Start a whole inventory refresh in the target (`ours` only)."""
+        self._ask("refresh")
+
+    def refreshed(self) -> float:
+        """Wait for the refresh; its CPU seconds."""
+        return float(self._ask("refreshed")[1])
+
     def stats(self) -> tuple[float, float]:
         """(RSS in MB, CPU seconds so far)."""
         _, rss, cpu = self._ask("stats")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from prometheus_client.metrics_core import Metric
 
+from exporter.exposition import memtrim
 from exporter.exposition.body import Exposition
 from exporter.fleet.derive import FleetView, derive_fleet
 from exporter.fleet.families import fleet_families
@@ -36,8 +37,10 @@ def families(view: FleetView) -> list[Metric]:
 
 
 def refresh(data: bytes, exposition: Exposition) -> None:
-    """The inventory refresh path: parse, derive, build families, render."""
-    exposition.update(("fleet", "bench"), families(derive(data)))
+    """The inventory refresh path: parse, derive, build families, render, with the collector
+    paused as the inventory source pauses it."""
+    with memtrim.collector_paused():
+        exposition.update(("fleet", "bench"), families(derive(data)))
 
 
 def rss_mb() -> float:

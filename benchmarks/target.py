@@ -8,7 +8,10 @@
 
 It prints `port N`, then answers commands on stdin, one a line: `change` changes the body as a
 probe result does (for `ours`: a publish, timed; the peer changes the value it will report;
-the floor has nothing to change), `stats` prints RSS and CPU seconds, `quit` ends it.
+the floor has nothing to change), `stats` prints RSS and CPU seconds, `quit` ends it. For
+`ours`, `refresh` starts a whole inventory refresh of the first tenant in a worker thread, as
+the inventory source runs it (parse tctl's output, derive, render, compress, publish), and
+`refreshed` waits for it and prints its CPU seconds.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from benchmarks.fixtures import derive, rss_mb, tctl_output
 from exporter.core import catalogue as m
+from exporter.exposition import memtrim
 from exporter.exposition.body import Exposition
 from exporter.fleet.derive import FleetView
 from exporter.fleet.families import fleet_families
@@ -39,6 +43,7 @@ class Fleets:
     """`tenants` fleets of `agents` each, derived once, and a probe value that changes."""
 
     def __init__(self, tenants: int, agents: int) -> None:
+        self.agents = agents
         data = tctl_output(agents)
         view = derive(data)
         del data
@@ -46,8 +51,8 @@ class Fleets:
         self.probe = 0.0
         self.changes = 0
 
-    def fleet_families(self, tenant: str, view: FleetView) -> list[Metric]:
-        return fleet_families(tenant, view, per_agent=True)
+    def fleet_families(self, tenant: str, view: FleetView, samples: bool = False) -> list[Metric]:
+        return fleet_families(tenant, view, per_agent=True, samples=samples)
 
     def probe_families(self, tenant: str) -> list[Metric]:
         return [m.PROBE_DURATION.single([tenant], self.probe)]
@@ -66,7 +71,7 @@ class PerScrape(Collector):
 
     def collect(self) -> Iterator[Metric]:
         for tenant, view in self.fleets.views:
-            yield from self.fleets.fleet_families(tenant, view)
+            yield from self.fleets.fleet_families(tenant, view, samples=True)
         for tenant, _ in self.fleets.views:
             yield from self.fleets.probe_families(tenant)
 
@@ -133,6 +138,25 @@ def serve_floor(fleets: Fleets) -> int:
     return port[0]
 
 
+class Refresh:
+    """One inventory refresh of the first tenant in a worker thread; its own CPU time."""
+
+    def __init__(self, fleets: Fleets, exposition: Exposition) -> None:
+        holder = [tctl_output(fleets.agents)]  # generated before the refresh starts
+        tenant = fleets.views[0][0]
+        self.cpu = 0.0
+
+        def run() -> None:
+            started = time.thread_time()
+            with memtrim.collector_paused():
+                view = derive(holder.pop())
+                exposition.update(("fleet", tenant), fleets.fleet_families(tenant, view))
+            self.cpu = time.thread_time() - started
+
+        self.thread = threading.Thread(target=run, name="refresh", daemon=True)
+        self.thread.start()
+
+
 def cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
@@ -162,6 +186,12 @@ def main() -> None:
             if exposition is not None:
                 exposition.update(("probe", tenant), fleets.probe_families(tenant))
             print(f"ok {time.perf_counter() - start:.6f}", flush=True)
+        elif command == "refresh" and exposition is not None:
+            refresh = Refresh(fleets, exposition)
+            print("ok", flush=True)
+        elif command == "refreshed":
+            refresh.thread.join(600)
+            print(f"ok {refresh.cpu:.6f}", flush=True)
         elif command == "stats":
             print(f"stats {rss_mb():.1f} {cpu_seconds():.3f}", flush=True)
         elif command == "quit":

@@ -7,6 +7,10 @@ scrapes' latency, and RSS. The same 50 fleets are then served by prometheus_clie
 each scrape (the peer) and by the pre-built-bytes server (the floor), scraped the same way.
 Targets (design): under 10 % of one core at rest, every scrape under 50 ms, RSS under 400 MB.
     python -m benchmarks.tenants [--quick] [--tenants 50] [--agents 1000] [--window 120]
+        [--profile STACKS] [--no-peers]
+The CPU figure is also given per quarter of the window (their spread shows how steady it is on
+a shared machine). `--profile` records the window with py-spy (benchmarks.profile) and prints
+where the CPU went; py-spy samples from outside the process, but run the CPU figure without it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 import httpx
 import yaml
 
+from benchmarks import profile as profiling
 from benchmarks.client import GZIP_OPENMETRICS, Target, after_change, curl_times, summary
 from exporter.simulator.demo import demo_config, start_simulator
 
@@ -84,7 +89,7 @@ def wait_for_fleets(url: str, tenants: int, process: subprocess.Popen[bytes]) ->
     raise SystemExit(f"fleets not all in after {WARMUP_SECONDS:.0f} s")
 
 
-def exporter_at_rest(tenants: int, agents: int, window: float) -> None:
+def exporter_at_rest(tenants: int, agents: int, window: float, stacks: Path | None) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="tce-bench-"))
     port = free_port()
     path, sim = config(tenants, agents, workdir, port)
@@ -99,11 +104,18 @@ def exporter_at_rest(tenants: int, agents: int, window: float) -> None:
     try:
         warmup = wait_for_fleets(url, tenants, process)
         time.sleep(5.0)  # let the start-up burst of refreshes settle
+        spy = profiling.record(process.pid, window, stacks) if stacks else None
         cpu_start, started = own_cpu(process.pid), time.monotonic()
         timings: list[float] = []
         slow: list[str] = []
+        quarters: list[float] = []
+        quarter_cpu = cpu_start
         while time.monotonic() - started < window:
             at = time.monotonic() - started
+            if at >= (len(quarters) + 1) * window / 4:
+                now_cpu = own_cpu(process.pid)
+                quarters.append(100 * (now_cpu - quarter_cpu) / (window / 4))
+                quarter_cpu = now_cpu
             timings += curl_times(url, GZIP_OPENMETRICS, 1)
             if timings[-1] > 0.05:
                 slow.append(f"{timings[-1] * 1000:.0f} ms at {at + warmup + 5:.0f} s")
@@ -116,10 +128,20 @@ def exporter_at_rest(tenants: int, agents: int, window: float) -> None:
             f"(all fleets in after {warmup:.0f} s; body {len(body.content) / 1e6:.1f} MB text)"
         )
         print(f"  CPU at rest: {100 * cpu / elapsed:.1f} % of one core over {elapsed:.0f} s")
+        if quarters:
+            spread = ", ".join(f"{q:.1f}" for q in quarters)
+            print(f"  CPU per quarter of the window: {spread} %")
         print(f"  gzip scrape every {SCRAPE_EVERY} s: {summary(timings)}")
         print(f"  RSS: {rss_mb(process.pid):.0f} MB")
         if slow:
             print(f"  scrapes over 50 ms (time since start): {', '.join(slow)}")
+        if spy is not None and stacks is not None:
+            _, error = spy.communicate(timeout=60)
+            if spy.returncode:
+                print(f"  py-spy failed: {error.decode(errors='replace').strip()}")
+            else:
+                print("  where the CPU went (py-spy):")
+                print("    " + profiling.breakdown(stacks).replace("\n", "\n    "))
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -145,10 +167,13 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=1_000)
     parser.add_argument("--window", type=float, default=120.0)
     parser.add_argument("--quick", action="store_true", help="a 40 s window, fewer scrapes")
+    parser.add_argument("--profile", type=Path, help="record the window with py-spy here")
+    parser.add_argument("--no-peers", action="store_true", help="the exporter only")
     args = parser.parse_args()
     window, count, peer = (40.0, 20, 3) if args.quick else (args.window, 60, 10)
-    exporter_at_rest(args.tenants, args.agents, window)
-    side_by_side(args.tenants, args.agents, count, peer)
+    exporter_at_rest(args.tenants, args.agents, window, args.profile)
+    if not args.no_peers:
+        side_by_side(args.tenants, args.agents, count, peer)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.core.deriver import Derivation, Deriver
 from exporter.core.state import Hub, TenantState
+from exporter.exposition import memtrim
 from exporter.fleet.derive import derive_fleet
 from exporter.fleet.families import fleet_families
 from exporter.fleet.model import Instance
@@ -43,9 +44,10 @@ def tenant_derivations(tenant: TenantState) -> list[Derivation]:
         instances, control_plane, target_version, groups = inputs
         if instances is None:
             return []
-        view = derive_fleet(instances, control_plane, target_version, groups)
-        tenant.fleet = view
-        return fleet_families(name, view, tenant.config.inventory.per_agent_metrics)
+        with memtrim.collector_paused():  # a large fleet allocates without cycles
+            view = derive_fleet(instances, control_plane, target_version, groups)
+            tenant.fleet = view
+            return fleet_families(name, view, tenant.config.inventory.per_agent_metrics)
 
     def compatibility(inputs: tuple[str | None, str | None]) -> Sequence[Metric]:
         tctl, control_plane = inputs

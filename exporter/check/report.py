@@ -36,6 +36,7 @@ from exporter.fleet.derive import (
     summarise_by_version,
 )
 from exporter.probe.source import PingSource
+from exporter.rollout.agent_report_source import AgentReportSource
 from exporter.rollout.groups import Agent, GroupPlan, assess, plan_groups
 from exporter.rollout.model import Rollout, RolloutGroup
 from exporter.sla.derive import month_bounds, summarize
@@ -341,8 +342,31 @@ def _rollout_section(
             f"{versions.get(group.name, '?'):<16} {group.up_to_date_count}/"
             f"{group.present_count} up to date{members}; {why}"
         )
+        counted = (view.teleport_counts or {}).get(group.name) if view is not None else None
+        if counted is not None and counted != (group.present_count, group.up_to_date_count):
+            report.add(
+                f"      the inventory gives {counted[1]}/{counted[0]} for the agents Teleport "
+                "counts (agents that joined in the last minute or records of agents gone "
+                "differ)"
+            )
         if group.state == "rolledback":
             report.findings.append(f"{tenant.name}: rollout group {group.name} rolled back")
+
+
+def _agent_report_section(report: Report, source: AgentReportSource | None) -> None:
+    """Teleport's own agent reports (Teleport 18+), merged as Teleport merges them."""
+    merged = source.report if source is not None else None
+    if merged is None:
+        return
+    counted = sum(merged.agents.values())
+    left_out = ", ".join(f"{reason} {count}" for reason, count in sorted(merged.omitted.items()))
+    stale = f"; stale report(s) dropped: {', '.join(merged.dropped)}" if merged.dropped else ""
+    report.add(
+        f"  Agent reports   {counted} agent(s) counted by {len(merged.used)} Auth server(s) at "
+        f"{_when(merged.timestamp)}{stale}"
+    )
+    if left_out:
+        report.add(f"    left out: {left_out}")
 
 
 def _sla_section(report: Report, settings: Settings, tenant: TenantState, now: float) -> None:
@@ -385,6 +409,7 @@ def build_report(
             continue  # the tenant's proxy failed: a finding about the tenant, reported below
         report.failures.append(f"{kind} {target}: {error.reason}: {error.message}")
     tctls = {s.target: s for s in sources if isinstance(s, TctlVersionSource)}
+    reports = {s.target: s for s in sources if isinstance(s, AgentReportSource)}
     for tenant in hub.tenants.values():
         report.add()
         report.add(f"Tenant {tenant.name} ({tenant.config.proxy})")
@@ -427,6 +452,7 @@ def build_report(
         _window_section(report, tenant, view, now)
         if tenant.rollout is not None:
             _rollout_section(report, tenant, tenant.rollout, view)
+            _agent_report_section(report, reports.get(tenant.name))
             if view is not None:
                 _stuck_section(report, tenant, view, tenant.rollout)
         _sla_section(report, settings, tenant, now)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
@@ -31,6 +31,7 @@ from exporter.exposition.gzip_parts import (
     GZIP_HEADER,
     Part,
     Run,
+    RunTree,
     append,
     combine,
     deflate_part,
@@ -43,6 +44,7 @@ OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset
 _EOF = deflate_part(b"# EOF\n")
 _EOF_RUN = combine((_EOF,))
 _KEEP_SAMPLES = 4096
+_ENCODE_BATCH = 8192
 _RELEASE_AFTER = 16 << 20
 """Bytes of replaced parts after which freed memory is handed back to the system."""
 
@@ -97,43 +99,222 @@ class Rendered:
 def render_lines(family: Metric, exclude: frozenset[int] = frozenset()) -> tuple[bytes, set[int]]:
     """Sample lines of one family; `_created` samples are left out (they carry no information
     for cached gauges and double the size of counters). A series seen before in this family (or
-    listed in `exclude`) is dropped: capping label values may make two series equal."""
+    listed in `exclude`) is dropped: capping label values may make two series equal.
+
+    Hot path at 100,000 agents (300,000 lines): samples with the label names of the previous
+    one are filled into a format template, checked for anything to escape or cap at once on
+    the whole series rather than per value, and lines are encoded a batch at a time, so no
+    single join of tens of megabytes holds the GIL against a scrape."""
+    chunks: list[bytes] = []
     lines: list[str] = []
     append = lines.append
     seen: set[int] = set()
     label_cache: dict[tuple[tuple[str, str], ...], str] = {}
+    formatted: dict[float, str] = {}
+    template_for: tuple[str, tuple[str, ...]] | None = None
+    template = ""
+    quotes = 0
+    overhead = 0
     for sample in family.samples:
         name = sample.name
         if name.endswith("_created"):
             continue
         labels = sample.labels
         if labels:
-            key = tuple(labels.items())
-            rendered = label_cache.get(key)
-            if rendered is None:
-                rendered = (
-                    "{"
-                    + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items())
-                    + "}"
+            names = tuple(labels)
+            if template_for != (name, names):
+                template_for = (name, names)
+                template = name + "{" + ",".join(f'{k}="%s"' for k in names) + "}"
+                quotes = 2 * len(names)
+                overhead = len(template) - 2 * len(names)
+            candidate = template % tuple(labels.values())
+            plain = (
+                "\\" not in candidate
+                and "\n" not in candidate
+                and candidate.count('"') == quotes
+                and (
+                    len(candidate) - overhead <= MAX_LABEL_VALUE
+                    or max(map(len, labels.values())) <= MAX_LABEL_VALUE
                 )
-                if len(label_cache) < 64:  # repeated label sets are only common in small families
-                    label_cache[key] = rendered
-            series = name + rendered
+            )
+            series = candidate if plain else name + _rendered_labels(labels, label_cache)
         else:
             series = name
         identity = hash(series)
         if identity in seen or identity in exclude:
             continue
         seen.add(identity)
-        append(f"{series} {format_value(sample.value)}\n")
-    text = "".join(lines)
+        value = sample.value
+        text = formatted.get(value)
+        if text is None:
+            text = format_value(value)
+            if len(formatted) < 256:
+                formatted[value] = text
+        append(f"{series} {text}\n")
+        if len(lines) >= _ENCODE_BATCH:
+            chunks.append(_encoded("".join(lines)))
+            lines.clear()
+    if lines:
+        chunks.append(_encoded("".join(lines)))
+    return _joined(chunks), seen
+
+
+def _encoded(text: str) -> bytes:
+    """UTF-8 of rendered lines. A lone surrogate from upstream text is written as U+FFFD, so
+    the body stays UTF-8 and the other series are kept (`_joined` then drops repeated lines)."""
     try:
-        return text.encode(), seen
+        return text.encode()
     except UnicodeEncodeError:
-        # A lone surrogate from upstream text: shown as U+FFFD, so the body stays UTF-8 and the
-        # other series are kept; two series that become equal keep one line.
-        fixed = _SURROGATE.sub("\ufffd", text).splitlines(keepends=True)
-        return "".join(dict.fromkeys(fixed)).encode(), seen
+        return _SURROGATE.sub("\ufffd", text).encode() + _REPLACED
+
+
+_REPLACED = b"\x00"
+"""Marks a chunk in which a surrogate was replaced (never in rendered text otherwise)."""
+
+
+def _joined(chunks: list[bytes]) -> bytes:
+    """The chunks as one part; where surrogates were replaced, two series that became equal
+    keep one line."""
+    if not any(chunk.endswith(_REPLACED) for chunk in chunks):
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    lines = b"".join(chunk.removesuffix(_REPLACED) for chunk in chunks).splitlines(keepends=True)
+    return b"".join(dict.fromkeys(lines))
+
+
+class PreRendered(Metric):
+    """A gauge family whose sample lines were written when it was built (`rendered_gauge`):
+    for hot paths with one series per agent, where building a prometheus_client sample per
+    series and rendering it again would cost several times the lines themselves. It has no
+    `samples`; the exposition takes its `lines` (and the hashes of their series) as they are."""
+
+    def __init__(self, name: str, documentation: str, lines: bytes, series: frozenset[int]) -> None:
+        super().__init__(name, documentation, "gauge")
+        self.lines = lines
+        self.series = series
+
+
+def rendered_gauge(
+    name: str,
+    documentation: str,
+    label_names: tuple[str, ...],
+    rows: Iterable[tuple[tuple[str, ...], float]],
+    constant: tuple[str, ...] = (),
+) -> PreRendered:
+    """A gauge family of `rows` (label values in `label_names` order after the `constant`
+    values every row shares, and a value), rendered now as `render_lines` renders samples:
+    values escaped and capped, a repeated series dropped."""
+    fixed = ",".join(
+        f'{k}="{escape_label_value(v)}"' for k, v in zip(label_names, constant, strict=False)
+    )
+    varying = label_names[len(constant) :]
+    fields = [fixed.replace("%", "%%")] if fixed else []
+    fields += [f'{k}="%s"' for k in varying]
+    template = name + "{" + ",".join(fields) + "}"
+    empty = template % (("",) * len(varying))
+    marks = tuple(empty.count(c) for c in _ESCAPED)
+
+    def slow(values: tuple[str, ...]) -> str:
+        labels = dict(zip(label_names, (*constant, *values), strict=True))
+        return name + _rendered_labels(labels, {})
+
+    chunks: list[bytes] = []
+    seen: set[int] = set()
+    formatted: dict[float, str] = {}
+    batch: list[tuple[tuple[str, ...], float]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) < _ENCODE_BATCH:
+            continue
+        chunks.append(_rendered_batch(batch, template, empty, marks, slow, seen, formatted))
+        batch = []
+    if batch:
+        chunks.append(_rendered_batch(batch, template, empty, marks, slow, seen, formatted))
+    return PreRendered(name, documentation, _joined(chunks), frozenset(seen))
+
+
+_ESCAPED = ('"', "\\", "\n")
+"""What a label value may hold that needs escaping (capping aside)."""
+
+
+def _rendered_batch(
+    batch: list[tuple[tuple[str, ...], float]],
+    template: str,
+    empty: str,
+    marks: tuple[int, ...],
+    slow: Callable[[tuple[str, ...]], str],
+    seen: set[int],
+    formatted: dict[float, str],
+) -> bytes:
+    """Lines of `batch`, filled into `template` and checked for characters to escape once
+    per batch (escaping only ever adds quotes, backslashes or newlines, so equal counts mean
+    none was needed); a batch that has some is rendered again row by row, escaping."""
+    lines: list[str] = []
+    append = lines.append
+    added: list[int] = []
+    room = MAX_LABEL_VALUE + len(empty)
+    for escaping in (False, True):
+        escaped: list[str] = []  # rows rendered by `slow`: their marks are counted apart
+        plain = 0
+        for values, value in batch:
+            series = template % values
+            fast = not escaping and (
+                len(series) <= room or max(map(len, values)) <= MAX_LABEL_VALUE
+            )
+            if not fast:
+                series = slow(values)
+            identity = hash(series)
+            if identity in seen:
+                continue
+            seen.add(identity)
+            added.append(identity)
+            if fast:
+                plain += 1
+            else:
+                escaped.append(series)
+            text = formatted.get(value)
+            if text is None:
+                text = format_value(value)
+                if len(formatted) < 256:
+                    formatted[value] = text
+            append(f"{series} {text}\n")
+        joined = "".join(lines)
+        if escaping:
+            return _encoded(joined)
+        slow_marks = "".join(escaped)
+        if all(
+            joined.count(mark)
+            == count * plain + slow_marks.count(mark) + (mark == "\n") * len(lines)
+            for mark, count in zip(_ESCAPED, marks, strict=True)
+        ):
+            return _encoded(joined)
+        seen.difference_update(added)
+        lines.clear()
+        added.clear()
+    raise AssertionError("unreachable")
+
+
+def _without(lines: bytes, exclude: frozenset[int]) -> tuple[bytes, set[int]]:
+    """Pre-rendered `lines` less the series in `exclude` (rare: another key exports them)."""
+    kept: list[bytes] = []
+    seen: set[int] = set()
+    for line in lines.splitlines(keepends=True):
+        identity = hash(line.rsplit(b" ", 1)[0].decode())
+        if identity not in exclude:
+            kept.append(line)
+            seen.add(identity)
+    return b"".join(kept), seen
+
+
+def _rendered_labels(labels: dict[str, str], cache: dict[tuple[tuple[str, str], ...], str]) -> str:
+    """`{k="v",...}` with every value escaped and capped (repeated label sets are only common
+    in small families: the cache stays small)."""
+    key = tuple(labels.items())
+    rendered = cache.get(key)
+    if rendered is None:
+        rendered = "{" + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items()) + "}"
+        if len(cache) < 64:
+            cache[key] = rendered
+    return rendered
 
 
 def render_family(
@@ -142,10 +323,14 @@ def render_family(
     """Render and deflate; an unchanged family reuses `previous` (no compression, no CRC):
     sources republish all their families, most of them unchanged."""
     same_help = previous is not None and previous.help == family.documentation
-    if same_help and not exclude and previous and previous.samples == family.samples:
-        return previous
-    raw, seen = render_lines(family, exclude)
-    kept = family.samples if len(family.samples) <= _KEEP_SAMPLES and not exclude else None
+    if isinstance(family, PreRendered):
+        raw, seen = _without(family.lines, exclude) if exclude else (family.lines, family.series)
+        kept = None
+    else:
+        if same_help and not exclude and previous and previous.samples == family.samples:
+            return previous
+        raw, seen = render_lines(family, exclude)
+        kept = family.samples if len(family.samples) <= _KEEP_SAMPLES and not exclude else None
     if same_help and previous and previous.part.raw == raw:
         part = previous.part
     else:
@@ -212,8 +397,11 @@ class Snapshot:
 
 
 class _Group:
-    """One family name: its headers and its parts, in the order their keys first published,
-    with what the snapshot needs of them combined once per change of the group."""
+    """One family name: its headers and its parts, in the order their keys first published.
+
+    Each key holds a slot: its part's bytes in `raw` and `deflated` (what the bodies list) and
+    its run in a CRC tree, so replacing one key's part re-combines O(log keys) runs. A key that
+    leaves empties its slot; the slots are compacted once most of them are empty."""
 
     __slots__ = (
         "deflated",
@@ -224,7 +412,10 @@ class _Group:
         "owners",
         "parts",
         "raw",
+        "slots",
+        "stale",
         "text_run",
+        "tree",
     )
 
     def __init__(self, first: Rendered) -> None:
@@ -232,17 +423,32 @@ class _Group:
         self.kind = first.kind
         self.headers = _headers(first)
         self.parts: dict[Hashable, Rendered] = {}
+        self.slots: dict[Hashable, int] = {}
         self.raw: list[bytes] = []
         self.deflated: list[bytes] = []
+        self.tree = RunTree()
         self.text_run: Run = EMPTY_RUN
         self.om_run: Run = EMPTY_RUN
+        self.stale = True
+        """The header-and-parts runs are combined again at the next snapshot."""
         self.owners: dict[int, Hashable] = {}
         """Series hash -> the key that exports it (the first to publish it)."""
 
     def put(self, key: Hashable, item: Rendered) -> Rendered | None:
         """Set `key`'s part; the series it no longer has are free for other keys."""
         old = self.parts.get(key)
-        self.parts[key] = item  # a replaced key keeps its place in the family
+        self.parts[key] = item
+        part = item.part
+        slot = self.slots.get(key)
+        if slot is None:  # a new key goes last; a replaced one keeps its place
+            self.slots[key] = self.tree.append(part)
+            self.raw.append(part.raw)
+            self.deflated.append(part.deflated)
+        else:
+            self.tree.set(slot, part)
+            self.raw[slot] = part.raw
+            self.deflated[slot] = part.deflated
+        self.stale = True
         owners = self.owners
         if old is not None:
             for series in old.series - item.series:
@@ -254,20 +460,37 @@ class _Group:
 
     def drop(self, key: Hashable) -> Rendered | None:
         old = self.parts.pop(key, None)
-        if old is not None:
-            owners = self.owners
-            for series in old.series:
-                if owners.get(series) == key:
-                    del owners[series]
+        if old is None:
+            return None
+        owners = self.owners
+        for series in old.series:
+            if owners.get(series) == key:
+                del owners[series]
+        slot = self.slots.pop(key)
+        self.tree.set(slot, EMPTY_RUN)
+        self.raw[slot] = self.deflated[slot] = b""
+        self.stale = True
+        if len(self.raw) > 8 and len(self.slots) < len(self.raw) // 2:
+            self._compact()
         return old
 
-    def recombine(self) -> None:
-        parts = [r.part for r in self.parts.values() if r.part.size]
-        self.raw = [p.raw for p in parts]
-        self.deflated = [p.deflated for p in parts]
-        samples = combine(parts)
-        self.text_run = append(self.headers[0], samples)
-        self.om_run = append(self.headers[1], samples)
+    def _compact(self) -> None:
+        order = sorted(self.slots, key=self.slots.__getitem__)
+        self.slots = {key: slot for slot, key in enumerate(order)}
+        parts = [self.parts[key].part for key in order]
+        self.raw = [part.raw for part in parts]
+        self.deflated = [part.deflated for part in parts]
+        self.tree.rebuild(list(parts))
+
+    def runs(self) -> tuple[Run, Run]:
+        """(text, OpenMetrics) runs of the header and the parts, combined again only when a
+        part changed since."""
+        if self.stale:
+            samples = self.tree.run
+            self.text_run = append(self.headers[0], samples)
+            self.om_run = append(self.headers[1], samples)
+            self.stale = False
+        return self.text_run, self.om_run
 
 
 def _gzip_body(runs: list[Run], deflated: list[bytes], tail: bytes = b"") -> Body:
@@ -285,19 +508,26 @@ class Exposition:
     """The current /metrics body, in both formats and both encodings, from keyed family sets.
 
     `update()` renders and compresses in the caller's thread (sources with large family sets
-    call it from a worker thread), then swaps parts and a new snapshot in under a short lock that
-    only publishers take. `snapshot()` is what a scrape reads: an immutable object, no lock.
+    call it from a worker thread), then swaps parts in under a short lock that only publishers
+    and the first reader after a change take. The snapshot is assembled on that first read, not
+    on every publish: an exporter at rest publishes ten times a second (probes, their health,
+    SLA ticks) and is scraped every 15-60 s, so chunk lists and the whole-body CRC are built
+    once per scrape at most. Assembling costs no rendering, joining or compression: a list of
+    the parts already made and one CRC combination per family. `snapshot()` returns an
+    immutable object; reading an unchanged one takes no lock.
     """
 
     def __init__(self) -> None:
         self._keys: dict[Hashable, list[str]] = {}
         self._groups: dict[str, _Group] = {}
         self._lock = threading.Lock()
+        self._generation = 0
         self._snapshot = self._build(0)
 
     @property
     def generation(self) -> int:
-        return self._snapshot.generation
+        """Counts the publishes that changed the body."""
+        return self._generation
 
     def update(self, key: Hashable, families: Iterable[Metric]) -> None:
         """Replace the families owned by `key`: render outside the lock, swap inside it."""
@@ -318,8 +548,8 @@ class Exposition:
                 if taken:  # rare: another key already exports some of these series
                     rendered[name] = render_family(by_name[name], taken)
             freed, changed = self._replace(key, rendered)
-            if changed:  # most republishes change nothing: no new snapshot then
-                self._snapshot = self._build(self._snapshot.generation + 1)
+            if changed:  # most republishes change nothing: the snapshot stays then
+                self._generation += 1
         if freed >= _RELEASE_AFTER:
             memtrim.release()
 
@@ -328,7 +558,7 @@ class Exposition:
             if key not in self._keys:
                 return
             freed, _ = self._replace(key, None)
-            self._snapshot = self._build(self._snapshot.generation + 1)
+            self._generation += 1
         if freed >= _RELEASE_AFTER:
             memtrim.release()
 
@@ -348,9 +578,8 @@ class Exposition:
 
     def _replace(self, key: Hashable, rendered: dict[str, Rendered] | None) -> tuple[int, bool]:
         """Swap the parts of `key`; returns the size of the parts dropped and whether anything
-        changed. A group is recombined only when its part changed (an unchanged family comes
-        back from `render_family` as the very object it replaces): a family spanning 300
-        sources is not recombined for each of them."""
+        changed. An unchanged family comes back from `render_family` as the very object it
+        replaces and is left alone."""
         freed = 0
         changed = False
         new_names = list(rendered) if rendered else []
@@ -364,8 +593,6 @@ class Exposition:
             changed = True
             if not group.parts:
                 del self._groups[name]
-            else:
-                group.recombine()
         if rendered is None:
             self._keys.pop(key, None)
             return freed, changed
@@ -378,17 +605,19 @@ class Exposition:
             old = target.put(key, item)
             if old is not None:
                 freed += old.part.size + len(old.part.deflated)
-            target.recombine()
             changed = True
         self._keys[key] = new_names
         return freed, changed
 
     def _build(self, generation: int) -> Snapshot:
+        groups = list(self._groups.values())
         text_raw: list[bytes] = []
         om_raw: list[bytes] = []
         text_z: list[bytes] = []
         om_z: list[bytes] = []
-        for group in self._groups.values():
+        text_runs: list[Run] = []
+        om_runs: list[Run] = []
+        for group in groups:
             text_head, om_head = group.headers
             text_raw.append(text_head.raw)
             text_raw += group.raw
@@ -398,9 +627,11 @@ class Exposition:
             text_z += group.deflated
             om_z.append(om_head.deflated)
             om_z += group.deflated
+            text_run, om_run = group.runs()
+            text_runs.append(text_run)
+            om_runs.append(om_run)
         om_raw.append(_EOF.raw)
-        text_runs = [g.text_run for g in self._groups.values()]
-        om_runs = [*(g.om_run for g in self._groups.values()), _EOF_RUN]
+        om_runs.append(_EOF_RUN)
         return Snapshot(
             text=_identity_body(text_raw),
             text_gzip=_gzip_body(text_runs, text_z),
@@ -410,14 +641,27 @@ class Exposition:
         )
 
     def snapshot(self) -> Snapshot:
-        return self._snapshot
+        """The body as of the last change; assembled here if a publish changed it since."""
+        snapshot = self._snapshot
+        if snapshot.generation == self._generation:
+            return snapshot
+        with self._lock:
+            if self._snapshot.generation != self._generation:
+                self._snapshot = self._build(self._generation)
+            return self._snapshot
 
     def body(self, openmetrics: bool = False, gzipped: bool = False) -> bytes:
         """The whole body in one piece (tests and tools; the server writes the chunks)."""
-        return self._snapshot.body(openmetrics, gzipped).join()
+        return self.snapshot().body(openmetrics, gzipped).join()
 
 
 def _merged(first: Metric, second: Metric) -> Metric:
+    if isinstance(first, PreRendered) and isinstance(second, PreRendered):
+        lines, series = _without(second.lines, first.series)
+        return PreRendered(
+            first.name, first.documentation, first.lines + lines, first.series | series
+        )
+    assert not isinstance(first, PreRendered) and not isinstance(second, PreRendered)
     merged = Metric(first.name, first.documentation, first.type)
     merged.samples = [*first.samples, *second.samples]
     return merged

@@ -10,6 +10,7 @@ members would be simpler but `curl --compressed` and httpx stop reading after th
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from collections.abc import Iterable
@@ -20,6 +21,10 @@ GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 FINAL_BLOCK = b"\x03\x00"
 """An empty fixed-Huffman block with BFINAL set: ends the deflate stream."""
 LEVEL = 5
+LARGE = 1 << 16
+LARGE_LEVEL = 3
+"""Parts from this size on (a fleet's per-agent lines) are compressed at a faster level: at
+100,000 agents level 3 takes half the CPU of level 5 for a body 8 % larger."""
 
 _POLY = 0xEDB88320  # CRC-32 (reflected)
 
@@ -47,8 +52,10 @@ def _powers() -> list[int]:
 _X2N = _powers()  # x^(2^n) mod p
 
 
+@functools.lru_cache(maxsize=4096)
 def crc32_shift(length: int) -> int:
-    """x^(8 * length) mod p: the factor that moves a CRC past `length` further bytes."""
+    """x^(8 * length) mod p: the factor that moves a CRC past `length` further bytes (cached:
+    parts of one family tend to share their lengths)."""
     p = 1 << 31  # x^0
     k = 3
     n = length
@@ -98,9 +105,11 @@ class Part:
         return len(self.raw)
 
 
-def deflate_part(raw: bytes, level: int = LEVEL) -> Part:
+def deflate_part(raw: bytes, level: int | None = None) -> Part:
     if not raw:
         return Part(b"", b"", 0, 0)
+    if level is None:
+        level = LARGE_LEVEL if len(raw) >= LARGE else LEVEL
     compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
     deflated = compressor.compress(raw) + compressor.flush(zlib.Z_FULL_FLUSH)
     return Part(raw, deflated, zlib.crc32(raw), _shift_if_long(len(raw)))
@@ -149,3 +158,57 @@ def append(first: Part | Run, second: Part | Run) -> Run:
 
 def trailer(crc: int, size: int) -> bytes:
     return FINAL_BLOCK + struct.pack("<II", crc, size & 0xFFFFFFFF)
+
+
+class RunTree:
+    """The run of a sequence of pieces that change one at a time, kept in a segment tree: each
+    node holds the run of the leaves under it, so replacing a piece re-combines only the nodes
+    above it (O(log n), not O(n): a family whose 300 parts are 300 sources' health is not
+    re-combined whole when one source refreshes). Slots are appended or replaced, never moved;
+    an emptied slot holds EMPTY_RUN."""
+
+    __slots__ = ("_capacity", "_nodes", "_used")
+
+    def __init__(self) -> None:
+        self._capacity = 1
+        self._used = 0
+        self._nodes: list[Part | Run] = [EMPTY_RUN, EMPTY_RUN]
+
+    def __len__(self) -> int:
+        return self._used
+
+    @property
+    def run(self) -> Part | Run:
+        return self._nodes[1]
+
+    def append(self, item: Part | Run) -> int:
+        """Put `item` in a new last slot; returns the slot."""
+        slot = self._used
+        if slot == self._capacity:
+            self._grow()
+        self._used += 1
+        self.set(slot, item)
+        return slot
+
+    def set(self, slot: int, item: Part | Run) -> None:
+        nodes = self._nodes
+        node = self._capacity + slot
+        nodes[node] = item
+        node >>= 1
+        while node:
+            nodes[node] = append(nodes[2 * node], nodes[2 * node + 1])
+            node >>= 1
+
+    def _grow(self) -> None:
+        leaves = self._nodes[self._capacity : self._capacity + self._used]
+        self.rebuild(leaves, 2 * self._capacity)
+
+    def rebuild(self, leaves: list[Part | Run], capacity: int = 1) -> None:
+        """Start again from `leaves` in order (after growing, or dropping emptied slots)."""
+        while capacity < len(leaves):
+            capacity *= 2
+        nodes: list[Part | Run] = [EMPTY_RUN] * (2 * capacity)
+        nodes[capacity : capacity + len(leaves)] = leaves
+        for node in range(capacity - 1, 0, -1):
+            nodes[node] = append(nodes[2 * node], nodes[2 * node + 1])
+        self._nodes, self._capacity, self._used = nodes, capacity, len(leaves)

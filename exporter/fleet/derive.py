@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import msgspec
+
 from exporter.core.versions import Version, normalise, parse
 from exporter.fleet.model import Instance, updater_status_name
 from exporter.rollout.groups import (
@@ -36,9 +38,10 @@ NOT_UPDATING = frozenset({"disabled", "pinned", "unreadable"})
 """Updater statuses of agents that have an upgrader yet will not update by themselves."""
 
 
-class AgentView(NamedTuple):
-    """One customer agent, with its label values ready for the exposition. (A NamedTuple:
-    building 10,000 of them costs a third of a frozen dataclass.)"""
+class AgentView(msgspec.Struct, frozen=True, gc=False):
+    """One customer agent, with its label values ready for the exposition. (A struct the
+    garbage collector does not track: as cheap to build as a NamedTuple, a third of a frozen
+    dataclass, and 100,000 of them add nothing to the collector's passes.)"""
 
     server_id: str
     hostname: str

@@ -17,6 +17,7 @@ import anyio.to_thread
 from exporter.core.errors import SourceError
 from exporter.core.source import Source
 from exporter.core.state import Hub, TenantState
+from exporter.exposition import memtrim
 from exporter.fleet.derive import FleetView
 from exporter.fleet.model import InventoryParseError, parse_inventory
 from exporter.tctl.runner import run_tenant_tctl
@@ -73,6 +74,10 @@ class InventorySource(Source):
         self.hub.changed(self.tenant)
 
     def _parse_and_store(self, holder: list[bytes | bytearray]) -> None:
+        with memtrim.collector_paused():
+            self._parse_and_store_now(holder)
+
+    def _parse_and_store_now(self, holder: list[bytes | bytearray]) -> None:
         try:
             parsed = parse_inventory(holder.pop())
         except InventoryParseError as exc:

@@ -11,7 +11,9 @@ an agent belongs to"):
 - Version of the moment: with `autoupdate_mode: disabled` or `schedule: immediate`, the target
   for everyone; else per group state: unstarted or rolled back, the start version; active or
   done, the target; canary, the target for the group's canaries (matched on their updater id
-  or host id) and the start version for the rest.
+  or host id) and the start version for the rest. Teleport fills a canary's `updater_id` with
+  the raw bytes of the agent's UpdateUUID, which protojson cannot print faithfully; the host id
+  (the inventory's server id) is the match that holds, the updater id is tried as well.
 - The ask ("trigger"): nobody while the mode is disabled or suspended; everyone with an
   immediate schedule; else per group state: unstarted no, active and rolled back yes, canary
   only its canaries, done yes under halt-on-error and, under time-based, only inside the

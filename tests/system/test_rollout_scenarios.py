@@ -199,3 +199,46 @@ def test_scenario_end_to_end(tmp_path: Path, name: str) -> None:
         assert "canaries only" in group_line("dev")
         assert "runs 18.0.2" in group_line("dev")
         assert expected["dev"] == 2  # the two canaries, asked for the target
+
+
+def test_check_compares_teleports_counts_and_reports(tmp_path: Path) -> None:
+    """`check` says when the inventory disagrees with the rollout's own counts for the agents
+    Teleport counts, and summarises the merged agent reports (the stale one dropped)."""
+    rollout = {"groups": GROUPS, "states": ["done", "active", "unstarted"]}
+    sim, _ = start_simulator("healthy", 1, tmp_path)
+    sim.state.apply({"rollout": rollout})
+    scenario: dict[str, Any] = {
+        "inventory": {"size": 150, "mix": "skewed", "seed": 7},
+        "rollout": rollout,
+        "agent_report": {"auth_servers": [["auth-a", 5.0], ["auth-b", 400.0]]},
+    }
+    tctl = write_fake_tctl(tmp_path / "bin", scenario)
+    settings = Settings(**demo_config(sim, sim.workdir, tctl, "127.0.0.1:0"))
+    identity = settings.tenants[0].inventory.identity_file
+    (resource,) = _tctl(tctl, identity, "get", "autoupdate_agent_rollout")
+    honest = {
+        g["name"]: (int(g.get("present_count", 0)), int(g.get("up_to_date_count", 0)))
+        for g in resource["status"]["groups"]
+    }
+    # The rollout claims other counts for dev than its agents give (as right after agents join).
+    counts = {**honest, "dev": [1, 1]}
+    write_fake_tctl(tmp_path / "bin", {**scenario, "rollout": {**rollout, "counts": counts}})
+    reports = _tctl(tctl, identity, "get", "autoupdate_agent_report")
+    sim.start_in_thread()
+    try:
+        out = io.StringIO()
+        run_check(settings, out)
+    finally:
+        sim.stop()
+    report = out.getvalue()
+    present, current = honest["dev"]
+    assert present > 1
+    assert f"the inventory gives {current}/{present} for the agents Teleport counts" in report
+    assert report.count("the inventory gives") == 1  # staging and prod agree
+    fresh = sum(
+        entry["count"]
+        for detail in reports[0]["spec"]["groups"].values()
+        for entry in detail["versions"].values()
+    )
+    assert f"Agent reports   {fresh} agent(s) counted by 1 Auth server(s)" in report
+    assert "stale report(s) dropped: auth-b" in report

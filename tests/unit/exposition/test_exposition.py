@@ -8,6 +8,7 @@ import random
 import shutil
 import subprocess
 import zlib
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,6 +29,7 @@ from exporter.exposition.body import (
     Exposition,
     escape_label_value,
     format_value,
+    rendered_gauge,
 )
 from exporter.vocab import MAX_LABEL_VALUE, cap_label
 from tests.conftest import parse_samples, value
@@ -100,7 +102,7 @@ def compressed(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     seen: list[bytes] = []
     real = gzipparts.deflate_part
 
-    def spy(raw: bytes, level: int = 5) -> gzipparts.Part:
+    def spy(raw: bytes, level: int | None = None) -> gzipparts.Part:
         seen.append(raw)
         return real(raw, level)
 
@@ -134,7 +136,7 @@ def test_an_unchanged_family_is_not_compressed_again(compressed: list[bytes]) ->
     assert gzip.decompress(exposition.body(gzipped=True)) == exposition.body()
 
 
-def test_an_unchanged_republish_keeps_the_snapshot_and_a_change_recombines_one_family(
+def test_an_unchanged_republish_keeps_the_snapshot_and_a_change_combines_a_path_of_one_tree(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     exposition = Exposition()
@@ -145,28 +147,49 @@ def test_an_unchanged_republish_keeps_the_snapshot_and_a_change_recombines_one_f
             [m.SOURCE_UP.single([kind, target], 1), m.SOURCE_DURATION.single([kind, target], 1)],
         )
     before = exposition.snapshot()
-    recombined: list[str] = []
-    real = exposition_module._Group.recombine
+    combined: list[int] = []
+    real = gzipparts.append
 
-    def spy(group: exposition_module._Group) -> None:
-        recombined.append(group.name)
-        real(group)
+    def spy(first: gzipparts.Part | gzipparts.Run, second: gzipparts.Part | gzipparts.Run) -> Any:
+        combined.append(first.size + second.size)
+        return real(first, second)
 
-    monkeypatch.setattr(exposition_module._Group, "recombine", spy)
+    monkeypatch.setattr(gzipparts, "append", spy)
+    monkeypatch.setattr(exposition_module, "append", spy)
     exposition.update(
         ("health", "ping", "t7"),
         [m.SOURCE_UP.single(["ping", "t7"], 1), m.SOURCE_DURATION.single(["ping", "t7"], 1)],
     )
-    assert exposition.snapshot() is before and recombined == []
+    assert exposition.snapshot() is before and combined == []
     exposition.update(
         ("health", "ping", "t7"),
         [m.SOURCE_UP.single(["ping", "t7"], 1), m.SOURCE_DURATION.single(["ping", "t7"], 2)],
     )
-    assert recombined == [m.SOURCE_DURATION.name]
+    # one leaf of one family's tree changed: the 9 nodes above it (512 slots), not 300 parts
+    assert len(combined) == 9
+    assert [g.name for g in exposition._groups.values() if g.stale] == [m.SOURCE_DURATION.name]
     after = exposition.snapshot()
+    assert len(combined) == 9 + 2  # and that family's header, in text and in OpenMetrics
     assert after.generation == before.generation + 1
     assert gzip.decompress(after.text_gzip.join()) == after.text.join()
     assert b'source="ping",target="t7"} 2.0' in after.text.join()
+
+
+def test_snapshots_are_assembled_on_read_not_per_publish(monkeypatch: pytest.MonkeyPatch) -> None:
+    exposition = Exposition()
+    builds: list[int] = []
+    real = Exposition._build
+
+    def spy(self: Exposition, generation: int) -> exposition_module.Snapshot:
+        builds.append(generation)
+        return real(self, generation)
+
+    monkeypatch.setattr(Exposition, "_build", spy)
+    for seconds in range(5):
+        exposition.update(("probe", "a"), [m.PROBE_DURATION.single(["a"], seconds)])
+    assert builds == []
+    assert b'{tenant="a"} 4.0' in exposition.body()
+    assert exposition.body(gzipped=True) and builds == [5]
 
 
 def test_text_and_openmetrics_share_sample_parts() -> None:
@@ -375,6 +398,59 @@ def test_runs_of_long_and_short_parts_have_the_crc_of_the_whole(
     assert decoded_as_one_member(body + gzipparts.trailer(run.crc, run.size)) == whole
 
 
+_PIECES = st.tuples(st.binary(min_size=1, max_size=16), st.integers(0, 2200))
+_TREE_OPS = st.lists(
+    st.tuples(st.sampled_from(["append", "set", "empty", "rebuild"]), st.integers(0, 40), _PIECES),
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_TREE_OPS)
+def test_a_crc_tree_gives_the_crc_zlib_gives_the_whole(
+    ops: list[tuple[str, int, tuple[bytes, int]]],
+) -> None:
+    """Appends, replacements, emptied slots and rebuilds, with pieces on both sides of the
+    short/long threshold: the root is always the run of the leaves in order."""
+    tree = gzipparts.RunTree()
+    leaves: list[bytes] = []
+    for op, index, (pattern, repeat) in ops:
+        raw = pattern * repeat
+        if op == "append" or not leaves:
+            tree.append(gzipparts.deflate_part(raw))
+            leaves.append(raw)
+        elif op == "set":
+            tree.set(index % len(leaves), gzipparts.deflate_part(raw))
+            leaves[index % len(leaves)] = raw
+        elif op == "empty":
+            tree.set(index % len(leaves), gzipparts.EMPTY_RUN)
+            leaves[index % len(leaves)] = b""
+        else:
+            leaves = [leaf for leaf in leaves if leaf]
+            tree.rebuild([gzipparts.deflate_part(leaf) for leaf in leaves])
+        whole = b"".join(leaves)
+        assert (tree.run.crc, tree.run.size) == (zlib.crc32(whole), len(whole))
+        if tree.run.size > gzipparts.SMALL:
+            assert tree.run.shift == gzipparts.crc32_shift(tree.run.size)
+    assert len(tree) == len(leaves)
+
+
+def test_a_family_left_by_most_keys_is_compacted_and_keeps_its_order() -> None:
+    exposition = Exposition()
+    for i in range(20):
+        exposition.update(i, [m.PROBE_SUCCESS.single([f"t{i:02d}"], 1)])
+    for i in range(0, 20, 3):
+        exposition.remove(i)
+    for i in range(1, 20, 3):
+        exposition.remove(i)
+    group = exposition._groups[m.PROBE_SUCCESS.name]
+    # emptied slots are dropped once they are most of the family: at most as many as kept
+    assert len(group.parts) == 6 and len(group.raw) <= 12
+    lines = series_lines(exposition.body())
+    assert [line[37:40] for line in lines] == [f"t{i:02d}" for i in range(2, 20, 3)]
+    assert gzip.decompress(exposition.body(gzipped=True)) == exposition.body()
+
+
 def test_an_empty_exposition_is_a_valid_empty_gzip_body() -> None:
     exposition = Exposition()
     assert exposition.body() == b""
@@ -405,3 +481,60 @@ def test_memory_is_handed_back_after_a_large_part_is_replaced(
     assert releases == [1]
     exposition.remove("probe")
     assert releases == [1]
+
+
+@pytest.mark.parametrize("tenant", ["prod", 'a%s"b\\c', "x" * 200])
+def test_pre_rendered_gauge_lines_are_the_rendered_samples_lines(tenant: str) -> None:
+    rows = [
+        (("plain", "1"), 1.0),
+        (('quo"te', "2"), 2.0),
+        (("back\\slash", "3"), 3.0),
+        (("new\nline", "4"), 4.0),
+        (("lone \ud800 surrogate", "5"), 5.0),
+        (("lone \udfff surrogate", "5"), 5.0),  # the same series as the previous once written
+        (("y" * 300, "6"), 6.0),
+        (("y" * 300, "6"), 7.0),  # a repeated series
+        (("%s%d", "8"), 8.0),
+    ]
+    names = ("tenant", "host", "id")
+    samples = GaugeMetricFamily("test_agents", "Per agent.", labels=list(names))
+    for (host, ident), number in rows:
+        samples.add_metric([tenant, host, ident], number)
+    expected = Exposition()
+    expected.update("k", [samples])
+    lines = rendered_gauge("test_agents", "Per agent.", names, rows, constant=(tenant,))
+    actual = Exposition()
+    actual.update("k", [lines])
+    assert actual.body() == expected.body()
+    assert decoded_as_one_member(actual.body(gzipped=True)) == expected.body()
+
+
+def test_the_collector_stays_paused_until_the_last_refresh_ends() -> None:
+    import gc
+    import threading
+
+    assert gc.isenabled()
+    inside = threading.Event()
+    release = threading.Event()
+
+    def other_refresh() -> None:
+        with memtrim.collector_paused():
+            inside.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=other_refresh)
+    with memtrim.collector_paused():
+        assert not gc.isenabled()
+        worker.start()
+        assert inside.wait(10)
+    assert not gc.isenabled()  # the other refresh still runs
+    release.set()
+    worker.join(10)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with memtrim.collector_paused():
+            pass
+        assert not gc.isenabled()  # a collector that was off stays off
+    finally:
+        gc.enable()

@@ -376,9 +376,9 @@ def test_broken_records_are_skipped_and_counted() -> None:
     assert parsed.skipped == 8
     # The log names the first few: by server id when the record has one, else by position.
     assert parsed.skipped_examples == (
-        "#1: metadata.name: Input should be a valid string",
-        "#2: metadata.name: String should have at least 1 character",
-        "x: spec.services: Input should be a valid list",
+        "#1: metadata.name: Expected `str`, got `int`",
+        "#2: metadata.name: Expected `str` of length >= 1",
+        "x: spec.services: Expected `array`, got `str`",
     )
 
 
@@ -511,3 +511,60 @@ def test_summary_by_version_most_urgent_first() -> None:
         VersionSummary("16.4.1", 2, 1, ("kube",)),
         VersionSummary("17.3.7", 1, 3, ("binary", "none", "unit")),
     ]
+
+
+def test_pre_rendered_agent_lines_are_what_rendering_the_samples_gives() -> None:
+    """The per-agent families are written as lines for speed; they must be the very lines the
+    exposition renders from prometheus_client samples, odd upstream strings included."""
+    records = generate_inventory(300, mix="skewed", broken=3, seed=5)
+    records += [
+        _record("quote", "18.1.4", hostname='we"ird\\host\nname'),
+        _record("long", "18.1.4", hostname="h" * 300),
+        _record("x" * 200 + "1", "17.0.0"),
+        _record("x" * 200 + "2", "17.0.0"),  # capped to the same id: one series kept
+        _record("nothing-seen", "18.1.4", last_seen="0001-01-01T00:00:00Z"),
+        _record("unparsed", "banana"),
+    ]
+    view = derive_fleet(_instances(records), "18.1.4", "18.1.4")
+    bodies = []
+    for samples in (False, True):
+        exposition = Exposition()
+        families = fleet_families("t", view, per_agent=True, samples=samples)
+        exposition.update(("fleet", "t"), families)
+        bodies.append((exposition.body(), exposition.body(openmetrics=True, gzipped=True)))
+    assert bodies[0] == bodies[1]
+    text = bodies[0][0].decode()
+    assert 'hostname="we\\"ird\\\\host\\nname"' in text
+    parse_samples(text)
+
+
+def test_pre_rendered_lines_shared_with_another_key_appear_once() -> None:
+    view = derive_fleet(_instances([_record("a", "18.1.4"), _record("b", "18.1.4")]), "18", "18")
+    exposition = Exposition()
+    exposition.update("first", fleet_families("t", view, per_agent=True))
+    exposition.update("second", fleet_families("t", view, per_agent=True))
+    lines = [line for line in exposition.body().decode().splitlines() if "agent_info{" in line]
+    assert len(lines) == 2
+    exposition.remove("first")
+    exposition.update("second", fleet_families("t", view, per_agent=True))
+    lines = [line for line in exposition.body().decode().splitlines() if "agent_info{" in line]
+    assert len(lines) == 2  # once the first key left, the second one's republish exports them
+
+
+def test_a_fleet_decoded_in_slices_is_the_fleet_decoded_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from exporter.fleet import model as inventory
+
+    records = generate_inventory(200, mix="skewed", seed=3)
+    whole = parse_inventory(json.dumps(records, indent=2).encode())
+    monkeypatch.setattr(inventory, "SLICE_BYTES", 2_000)  # dozens of slices
+    for document in (json.dumps(records, indent=2), json.dumps(records), "[\n  \n]"):
+        parsed = parse_inventory(document.encode())
+        expected = whole.instances if document != "[\n  \n]" else []
+        assert parsed.instances == expected and parsed.skipped == 0
+    # a broken record in a later slice costs only itself
+    broken = [*records[:150], {"metadata": {"name": 7}, "spec": {}}, *records[150:]]
+    parsed = parse_inventory(json.dumps(broken, indent=2).encode())
+    assert parsed.instances == whole.instances and parsed.skipped == 1
+    assert parsed.skipped_examples == ("#150: metadata.name: Expected `str`, got `int`",)
