@@ -10,12 +10,17 @@ import gc
 import logging
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import anyio
 import uvicorn
 
+from exporter import __version__
+from exporter.check.findings import assess_all
+from exporter.check.observe import observe_running, sla_months
+from exporter.check.page import render_page
 from exporter.config import Settings
 from exporter.core.clock import SystemClock
 from exporter.core.scheduler import Runtime
@@ -33,7 +38,7 @@ from exporter.status_page.source import StatusPageSource
 from exporter.tctl.identity_source import IdentitySource
 from exporter.tctl.version_source import TctlVersions, TctlVersionSource
 from exporter.web.config import BasicAuth, WebConfig
-from exporter.web.server import App, build_server
+from exporter.web.server import App, PageCache, build_server
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +108,25 @@ async def _stop_on_signal(
             return
 
 
+def _page_builder(
+    settings: Settings, hub: Hub, sources: list[Source], runtime: Runtime, sla: SlaService
+) -> Callable[[], Awaitable[bytes]]:
+    """The page at `/` from the same assessment as `check`: state is read on the event loop,
+    the SLA month, the verdicts and the HTML are made in a worker thread."""
+
+    async def build() -> bytes:
+        now = time.time()
+        observation = observe_running(settings, hub, sources, runtime, now)
+
+        def finish() -> bytes:
+            observation.sla = sla_months(hub, sla, now)
+            return render_page(assess_all(observation), __version__)
+
+        return await anyio.to_thread.run_sync(finish)
+
+    return build
+
+
 async def run_exporter(
     settings: Settings,
     sock: socket.socket,
@@ -116,7 +140,10 @@ async def run_exporter(
     sources = build_sources(hub, sla.record)
     runtime = Runtime(hub, sources)
     auth = BasicAuth(web.basic_auth_users) if web and web.basic_auth_users else None
-    app = App(hub.exposition, lambda: False, auth)
+    page = PageCache(
+        lambda: hub.exposition.generation, _page_builder(settings, hub, sources, runtime, sla)
+    )
+    app = App(hub.exposition, lambda: False, auth, page)
     server = build_server(app, web)
     readiness = Readiness(server, ledger)
     app.ready = readiness

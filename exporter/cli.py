@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 return demo_check()
             settings = _load(args)
-            from exporter.check.report import run_check
+            from exporter.check.collect import run_check
 
             return run_check(settings)
         if args.demo:

@@ -50,6 +50,8 @@ class Health:
     consecutive_failures: int = 0
     errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(m.ERROR_REASONS, 0))
     """Failed refreshes by reason since the start; every reason exported, 0 when none."""
+    last_error: str | None = None
+    """`reason: message` of the last refresh while it failed (check and the page show it)."""
     unavailable: str | None = None
     """Why the tenant cannot serve this source (SourceUnavailableError), logged once; None when it
     can."""
@@ -195,8 +197,10 @@ class Runtime:
             health.up = True
             health.last_success = time.time()
             health.consecutive_failures = 0
+            health.last_error = None
         else:
             health.up = False
+            health.last_error = f"{error.reason}: {error.message}"
             health.consecutive_failures += 1
             health.errors[error.reason] = health.errors.get(error.reason, 0) + 1
             log.warning(

@@ -231,7 +231,10 @@ class ProbeClient:
                 return status, headers, b"".join(chunks)
             elif isinstance(event, h11.ConnectionClosed):
                 raise ConnectionResetError("the server closed the connection unanswered")
-            # h11.InformationalResponse (1xx): the final answer follows
+            elif not isinstance(event, h11.InformationalResponse):  # 1xx: the answer follows
+                # h11.PAUSED, which a GET without Upgrade should never meet: asking the parser
+                # again would spin without reading
+                raise h11.RemoteProtocolError(f"no HTTP answer follows {event!r}")
 
 
 def decoded(body: bytes, headers: list[tuple[bytes, bytes]], max_bytes: int) -> bytes:

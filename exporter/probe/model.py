@@ -153,6 +153,15 @@ def _drop(document: dict[str, Any], path: list[str | int]) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class ProbeFailure:
+    """A failed probe as people read it: when, the error reason and what was seen."""
+
+    at: float
+    reason: str
+    message: str
+
+
 @dataclass
 class ProbeResult:
     """One probe's measurements; what is not reached stays at its default."""

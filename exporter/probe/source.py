@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import anyio
 from prometheus_client import Counter, Histogram
@@ -26,7 +25,7 @@ from exporter.core.source import IgnoredFields, Source
 from exporter.core.state import Hub, TenantState
 from exporter.probe.client import Answer, ProbeClient, Trace, error_from_probe
 from exporter.probe.families import TARGET_KEY, cluster_families, probe_families, target_families
-from exporter.probe.model import PingInfo, PingParseError, ProbeResult, parse_ping
+from exporter.probe.model import PingInfo, PingParseError, ProbeFailure, ProbeResult, parse_ping
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +35,6 @@ PING_HEADERS = [("Accept", "application/json")]
 
 ProbeRecorder = Callable[[str, float, bool], Awaitable[None]]
 """Where each probe result goes (the SLA ledger): tenant, wall time, success."""
-
-
-@dataclass(frozen=True)
-class ProbeFailure:
-    """A failed probe as people read it: when, the error reason and what was seen."""
-
-    at: float
-    reason: str
-    message: str
 
 
 RECENT_FAILURES = 10
@@ -95,14 +85,16 @@ class PingSource(Source):
         hub.publish(("unobserved", tenant.name), list(self._unobserved.collect()))
         hub.publish(("ignored", self.kind, tenant.name), self.ignored.families())
         self.last_result: ProbeResult | None = None
+        """The probe under way, or the last one."""
+        self.last_completed: ProbeResult | None = None
+        """The last probe that gave evidence (what `check` and the page show)."""
         self.recent_failures: deque[ProbeFailure] = deque(maxlen=RECENT_FAILURES)
         self.unobserved_reason: str | None = None
-        """Set when the last probe gave no evidence for the exporter's own reasons."""
+        """Set when the last finished probe gave no evidence for the exporter's own reasons."""
 
     async def refresh(self) -> None:
         result = ProbeResult(started_at=self.clock.now())
         self.last_result = result
-        self.unobserved_reason = None
         trace = Trace()
         try:
             # Abandoned if the runtime gives up first; the client ends itself at `timeout`.
@@ -177,6 +169,8 @@ class PingSource(Source):
         if result.recorded:
             return
         result.recorded = True
+        self.last_completed = result
+        self.unobserved_reason = None
         if self.record is not None:
             await self.record(self.tenant.name, result.started_at, result.success)
         self.hub.publish(

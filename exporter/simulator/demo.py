@@ -167,7 +167,7 @@ def _control_command(sim: SimulatedTenant, change: str = '{"scenario": "outage"}
 
 
 def demo_check() -> int:
-    from exporter.check.report import run_check
+    from exporter.check.collect import run_check
 
     with demo_workdir() as workdir:
         sim, tctl = start_simulator("demo", DEMO_AGENTS, workdir)

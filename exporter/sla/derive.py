@@ -75,6 +75,15 @@ class DownInterval:
 
 
 @dataclass(frozen=True)
+class MonthToDate:
+    """A tenant's month so far as people read it: the summary and its down intervals."""
+
+    summary: SlaSummary
+    intervals: list[DownInterval]
+    month_start: float
+
+
+@dataclass(frozen=True)
 class SlaSummary:
     objective: float
     period_start: int

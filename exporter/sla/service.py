@@ -28,6 +28,8 @@ from exporter.sla.derive import (
     LONGEST_WINDOW,
     MINUTE,
     MinuteRecord,
+    MonthToDate,
+    down_intervals,
     minute_floor,
     month_bounds,
     summarize,
@@ -183,6 +185,29 @@ class SlaService:
                 # A bug here must not take the exporter down with it; the other sources go on.
                 log.exception("SLA publishing failed")
             await anyio.sleep(self.publish_interval)
+
+    def month_to_date(self, tenant: str, now: float) -> MonthToDate | None:
+        """The tenant's month so far with its down intervals, from memory after the first read
+        (the page at `/`); None without a ledger or while it cannot be read."""
+        state = self.hub.tenants.get(tenant)
+        if self.ledger is None or state is None:
+            return None
+        try:
+            records = self._records(tenant, now)
+        except (sqlite3.Error, LedgerError) as exc:
+            self._failed("read", exc)
+            return None
+        sla = state.config.sla
+        start = month_bounds(now)[0]
+        month = sorted(
+            (record for record in records if record.minute_start >= start),
+            key=lambda record: record.minute_start,
+        )
+        return MonthToDate(
+            summarize(records, sla.objective, sla.exclude_maintenance, now),
+            down_intervals(month, sla.exclude_maintenance),
+            start,
+        )
 
     def error_counts(self) -> dict[str, int]:
         with self._lock:

@@ -13,6 +13,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
+import anyio
 import uvicorn
 
 from exporter import __version__
@@ -40,6 +41,31 @@ INDEX = """<!doctype html>
 <ul><li><a href="metrics">metrics</a></li><li><a href="healthz">healthz</a></li>
 <li><a href="readyz">readyz</a></li></ul></body></html>
 """
+
+
+class PageCache:
+    """The page at `/`, built at most once per change of the exporter's state (the
+    exposition's generation), on the first request after it: a page nobody reads costs
+    nothing, and concurrent requests share one build."""
+
+    def __init__(self, generation: Callable[[], int], build: Callable[[], Awaitable[bytes]]):
+        self._generation = generation
+        self._build = build
+        self._lock = anyio.Lock()
+        self._page: bytes | None = None
+        self._built_at = -1
+        self.builds = 0
+
+    async def get(self) -> bytes:
+        if self._page is not None and self._built_at == self._generation():
+            return self._page
+        async with self._lock:
+            generation = self._generation()
+            if self._page is None or self._built_at != generation:
+                self._page = await self._build()
+                self._built_at = generation
+                self.builds += 1
+            return self._page
 
 
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
@@ -71,10 +97,12 @@ class App:
         exposition: Exposition,
         ready: Callable[[], bool],
         auth: BasicAuth | None = None,
+        page: PageCache | None = None,
     ) -> None:
         self.exposition = exposition
         self.ready = ready
         self.auth = auth
+        self.page = page
         self.counters = WebCounters(lambda families: exposition.update(("web",), families))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -111,7 +139,10 @@ class App:
                 body = b"not ready: starting up or shutting down\n"
                 await _respond(send, 503, body, "text/plain; charset=utf-8", head=head)
         elif path == "/":
-            page = INDEX.format(version=__version__).encode()
+            if self.page is not None:
+                page = await self.page.get()
+            else:
+                page = INDEX.format(version=__version__).encode()
             await _respond(send, 200, page, "text/html; charset=utf-8", head=head)
         else:
             await _respond(send, 404, b"Not Found\n", "text/plain; charset=utf-8", head=head)

@@ -52,8 +52,13 @@ PODMAN = ["podman", "--runtime", "runc"]
 # This machine's default ulimits are above what an unprivileged runtime may set.
 ULIMITS = ["--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
 STANDIN_PACKAGES = "python3,python3-venv,python-is-python3,ca-certificates,passwd"
-# The stand-in for Teleport's tctl: the project's fake, run by the image's own interpreter.
-FAKE_TCTL = '#!/bin/sh\nexec /opt/venv/bin/python -m exporter.simulator.fake_tctl "$@"\n'
+# The stand-in for Teleport's tctl: the project's fake, run by the image's own interpreter. The
+# exporter passes tctl an allowlisted environment only, so the stand-in names its scenario itself.
+FAKE_TCTL = (
+    "#!/bin/sh\n"
+    f"FAKE_TCTL_SCENARIO={ETC}/tctl-scenario.json exec /opt/venv/bin/python"
+    ' -m exporter.simulator.fake_tctl "$@"\n'
+)
 
 pytestmark = [
     pytest.mark.skipif(
@@ -268,7 +273,6 @@ def deployment(images: Images, tmp_path: Path) -> Iterator[Deployment]:
             f"--volume={etc}:{ETC}:ro",
             f"--volume={machine_id}:{MACHINE_ID}:ro",
             f"--volume={state}:{STATE}",
-            f"--env=FAKE_TCTL_SCENARIO={ETC}/tctl-scenario.json",
             images.exporter,
         ]
     )

@@ -26,7 +26,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from exporter.check.report import run_check
+from exporter.check.collect import run_check
 from exporter.config import Settings
 from exporter.simulator.demo import demo_config, start_simulator
 from exporter.simulator.scenarios import SCENARIOS, SimState

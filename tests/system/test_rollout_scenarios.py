@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from exporter.check.report import run_check
+from exporter.check.collect import run_check
 from exporter.config import Settings
 from exporter.simulator.demo import demo_config, start_simulator
 from exporter.simulator.fake_tctl import write_fake_tctl

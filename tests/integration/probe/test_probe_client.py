@@ -176,8 +176,17 @@ def test_framings(ca: trustme.CA, answer: bytes, body: bytes) -> None:
         (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "http"),
         (head("200 OK", "X: " + "x" * 200_000), "http"),  # a head past the cap
         (b"", "connect"),  # closed without an answer
+        (head("101 Switching Protocols", "Upgrade: h2c", "Connection: Upgrade"), "http"),
     ],
-    ids=["length-over-cap", "chunks-over-cap", "truncated", "not-http", "huge-head", "no-answer"],
+    ids=[
+        "length-over-cap",
+        "chunks-over-cap",
+        "truncated",
+        "not-http",
+        "huge-head",
+        "no-answer",
+        "switching-protocols",
+    ],
 )
 def test_failures(ca: trustme.CA, answer: bytes, expected: str) -> None:
     _, outcome, trace = probe(ca, answer, max_bytes=1024)

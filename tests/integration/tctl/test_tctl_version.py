@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from exporter.check.report import run_check
+from exporter.check.collect import run_check
 from exporter.config import Settings
 from exporter.core.errors import SourceError
 from exporter.core.state import Hub
