@@ -12,22 +12,31 @@
 - `WebCounters`: what the above refused, published as
   `teleport_cloud_web_auth_failures_total{reason}` and
   `teleport_cloud_web_connections_closed_total{reason}` at most once a second.
+- `QuietServer`: uvicorn's server without its own signal handling.
+
+This is the one module that relies on uvicorn's internals (the httptools protocol's hooks and
+attributes, the server's signal and shutdown methods). pyproject.toml pins uvicorn to the range
+tested with them, and tests/unit/web/test_uvicorn_contract.py checks that every attribute used
+here exists in the installed uvicorn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
-from prometheus_client.core import CounterMetricFamily
+import uvicorn
 from prometheus_client.metrics_core import Metric
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from exporter.core import catalogue as m
+from exporter.vocab import AUTH_FAILURE_REASONS, CLOSE_REASONS
 
 MAX_CONNECTIONS = 256
 """Open connections at most, counted from accept (a TLS handshake under way counts): far below
@@ -101,18 +110,6 @@ class FailureLimiter:
         return max(1, int(missing * self.refill_seconds + 0.999))
 
 
-AUTH_FAILURE_REASONS = ("invalid", "rate_limited", "busy")
-CLOSE_REASONS = (
-    "over_limit",
-    "address_limit",
-    "handshake_timeout",
-    "handshake_failed",
-    "header_timeout",
-    "pipelined",
-    "write_timeout",
-)
-
-
 class WebCounters:
     """Counts of refused logins and closed connections, published through `publish` (the
     exposition), throttled to once a second so an attack does not re-render the body per
@@ -142,7 +139,6 @@ class WebCounters:
             (m.WEB_CLOSED, self.closed),
         ):
             family = spec.new()
-            assert isinstance(family, CounterMetricFamily)
             for reason, count in counts.items():
                 family.add_metric([reason], float(count))
             out.append(family)
@@ -410,3 +406,18 @@ def guarded_protocol(
         (GuardedProtocol,),
         {"counters": counters, "tls": tls, "accepted": {}, "by_address": {}, **limits},
     )
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the exporter's task group owns shutdown, which
+    also drops TLS handshakes still under way (they are not uvicorn's connections yet)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        protocol = self.config.http_protocol_class
+        if isinstance(protocol, type) and issubclass(protocol, GuardedProtocol):
+            protocol.abort_handshakes()
+        await super().shutdown(sockets)

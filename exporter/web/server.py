@@ -7,10 +7,9 @@ series and never compresses.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
@@ -22,7 +21,7 @@ from exporter.web.config import BasicAuth, WebConfig
 from exporter.web.guard import (
     KEEP_ALIVE_TIMEOUT,
     MAX_CONNECTIONS,
-    GuardedProtocol,
+    QuietServer,
     WebCounters,
     guarded_protocol,
 )
@@ -201,20 +200,6 @@ async def _respond(
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the exporter's task group owns shutdown."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        protocol = self.config.http_protocol_class
-        if isinstance(protocol, type) and issubclass(protocol, GuardedProtocol):
-            protocol.abort_handshakes()
-        await super().shutdown(sockets)
-
-
 def bind(address: str) -> socket.socket:
     """Bind the listening socket up front so a busy port is a clear start-up error."""
     from exporter.config import split_host_port
@@ -238,7 +223,7 @@ def bind(address: str) -> socket.socket:
 
 def build_server(
     app: App, web: WebConfig | None, timeout_graceful: float = 3.0, **limits: Any
-) -> uvicorn.Server:
+) -> QuietServer:
     """uvicorn over `app` with TLS from the web config and the connection limits of
     exporter.web.guard (`limits` overrides them: max_connections, header_timeout)."""
     tls = web.tls_server_config if web else None
@@ -257,4 +242,4 @@ def build_server(
         backlog=MAX_CONNECTIONS,
     )
     config.load()
-    return _Server(config)
+    return QuietServer(config)
