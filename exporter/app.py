@@ -21,24 +21,25 @@ from exporter import __version__
 from exporter.check.findings import assess_all
 from exporter.check.observe import observe_running, sla_months
 from exporter.check.page import render_page
-from exporter.config import Settings
+from exporter.config import ConfigError, Settings
 from exporter.core.clock import SystemClock
 from exporter.core.scheduler import Runtime
 from exporter.core.source import Source
 from exporter.core.state import Hub
+from exporter.derivations import attach_derivers
 from exporter.fleet.source import InventorySource
 from exporter.probe.source import PingSource, ProbeRecorder
 from exporter.rollout.agent_report_source import AgentReportSource
 from exporter.rollout.maintenance_config_source import MaintenanceConfigSource
 from exporter.rollout.source import RolloutSource
 from exporter.rollout.version_channel import VersionChannelSource
-from exporter.sla.ledger import Ledger
+from exporter.sla.ledger import Ledger, LedgerError
 from exporter.sla.service import SlaService
 from exporter.status_page.source import StatusPageSource
 from exporter.tctl.identity_source import IdentitySource
 from exporter.tctl.version_source import TctlVersions, TctlVersionSource
 from exporter.web.config import BasicAuth, WebConfig
-from exporter.web.server import App, PageCache, build_server
+from exporter.web.server import App, PageCache, bind, build_server
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ async def run_exporter(
     extra_tasks: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> None:
     """Serve until SIGTERM/SIGINT."""
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     sla = SlaService(hub, ledger, SystemClock())
     sources = build_sources(hub, sla.record)
     runtime = Runtime(hub, sources)
@@ -178,6 +179,36 @@ async def run_exporter(
         if ledger is not None:
             readiness.ledger_closed()
             ledger.close()
+
+
+def serve(
+    settings: Settings,
+    web: WebConfig | None = None,
+    extra_tasks: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    *,
+    listen_flag: str = "listen_address",
+    listening: Callable[[], None] | None = None,
+) -> int:
+    """`serve`, and `serve --demo` with the simulated tenant as an extra task: open the ledger,
+    listen, and run until SIGTERM or SIGINT. A ledger or an address that cannot be used stops
+    the start with a ConfigError naming `state_dir` or `listen_flag`; `listening` is called once
+    both are open."""
+    try:
+        ledger = Ledger.open(settings.state_dir)
+    except LedgerError as exc:
+        raise ConfigError(f"state_dir: {exc}") from exc
+    try:
+        sock = bind(settings.listen_address)
+    except OSError as exc:
+        ledger.close()
+        raise ConfigError(
+            f"{listen_flag}: cannot listen on {settings.listen_address}: {exc.strerror}"
+        ) from exc
+    if listening is not None:
+        listening()
+    tune_gc()
+    anyio.run(run_exporter, settings, sock, ledger, web, extra_tasks)
+    return 0
 
 
 def tune_gc() -> None:

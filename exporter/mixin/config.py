@@ -27,9 +27,10 @@ from typing import Any
 
 import yaml
 
+from exporter.config import parse_duration
+
 DEFAULTS_FILE = "defaults.yml"
 RULE_FILES = ("prometheus/alerts.yml", "prometheus/recording.yml")
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -70,13 +71,11 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any], path: str = "") ->
 
 
 def seconds(value: Any, key: str = "duration") -> int:
-    """`90`, `15m`, `24h` -> seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise MixinConfigError(f"{key}: {value!r} is not a duration like 15m or 24h")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    """`90`, `15m`, `24h` -> seconds, in the configuration's duration grammar."""
+    try:
+        return int(parse_duration(value))
+    except ValueError:
+        raise MixinConfigError(f"{key}: {value!r} is not a duration like 15m or 24h") from None
 
 
 def promql_duration(total: int) -> str:
@@ -336,6 +335,8 @@ class Group:
 
 
 class _Dumper(yaml.SafeDumper):
+    """Block-indented lists and literal blocks for multi-line strings (PromQL, JSON)."""
+
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         super().increase_indent(flow, False)
 
@@ -347,6 +348,18 @@ def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 
 
 _Dumper.add_representer(str, _str)
+
+
+def dump_yaml(document: Any) -> str:
+    """The mixin's one YAML dumper (rule files and Kubernetes objects)."""
+    return yaml.dump(
+        document,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=4096,
+    )
 
 
 def _comment(text: str, indent: str) -> str:
@@ -363,7 +376,7 @@ def render_rule_file(header: str, groups: tuple[Group, ...], config: MixinConfig
         for rule in group.rules:
             if rule.comment:
                 out.append(_comment(rule.comment, "      "))
-            text = yaml.dump([rule.body(config)], Dumper=_Dumper, sort_keys=False, width=1_000)
+            text = dump_yaml([rule.body(config)])
             out.append("".join("      " + line + "\n" for line in text.splitlines()))
         out.append("\n")
     return "".join(out).rstrip("\n") + "\n"

@@ -24,20 +24,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-from exporter.core.catalogue import BURN_WINDOWS
+from exporter.vocab import BURN_WINDOW_SECONDS
 
 MINUTE = 60
 
-WINDOW_SECONDS: dict[str, int] = {
-    "5m": 300,
-    "30m": 1800,
-    "1h": 3600,
-    "2h": 7200,
-    "6h": 21600,
-    "1d": 86400,
-    "3d": 259200,
-}
-assert tuple(WINDOW_SECONDS) == BURN_WINDOWS, "burn windows must match the metric catalogue"
+WINDOW_SECONDS = BURN_WINDOW_SECONDS
 
 LONGEST_WINDOW = max(WINDOW_SECONDS.values())
 """How far before `now` a caller must supply records for every burn rate to be right."""

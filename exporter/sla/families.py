@@ -31,11 +31,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.core.catalogue import (
-    BURN_WINDOWS,
     SLA_BREACHED,
     SLA_BUDGET,
     SLA_BUDGET_REMAINING,
@@ -52,17 +50,14 @@ from exporter.core.catalogue import (
     SLA_WINDOW_OBSERVED,
 )
 from exporter.sla.derive import SlaSummary
-
-LEDGER_OPERATIONS = ("record", "read", "prune")
+from exporter.vocab import BURN_WINDOWS, LEDGER_OPERATIONS
 
 
 def sla_families(tenant: str, summary: SlaSummary) -> list[Metric]:
     labels = [tenant]
     burn = SLA_BURN_RATE.new()
-    assert isinstance(burn, GaugeMetricFamily)
     observed = SLA_WINDOW_OBSERVED.new()
     downtime = SLA_WINDOW_DOWNTIME.new()
-    assert isinstance(observed, GaugeMetricFamily) and isinstance(downtime, GaugeMetricFamily)
     for window in BURN_WINDOWS:
         burn.add_metric([tenant, window], summary.burn_rates.get(window, 0.0))
         observed.add_metric([tenant, window], summary.window_observed.get(window, 0))
@@ -92,7 +87,6 @@ def sla_families(tenant: str, summary: SlaSummary) -> list[Metric]:
 def ledger_error_families(counts: Mapping[str, int]) -> list[Metric]:
     """The ledger error counter; every operation is present (0 until it first fails)."""
     family = SLA_LEDGER_ERRORS.new()
-    assert isinstance(family, CounterMetricFamily)
     for operation in LEDGER_OPERATIONS:
         family.add_metric([operation], counts.get(operation, 0))
     return [family]
