@@ -636,8 +636,10 @@ WEB_CLOSED = _family(
     "web_connections_closed",
     "counter",
     "Connections to the exporter closed by its limits (over_limit: too many open connections; "
-    "header_timeout: request headers not complete in time; write_timeout: the client stopped "
-    "reading the answer).",
+    "address_limit: too many from one client address; handshake_timeout, handshake_failed: "
+    "TLS handshake not done in time, or refused; header_timeout: request headers not complete "
+    "in time; pipelined: too many requests queued behind an unanswered one; write_timeout: "
+    "the client stopped reading the answer).",
     "reason",
 )
 

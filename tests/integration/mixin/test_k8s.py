@@ -515,6 +515,18 @@ def test_network_policy_allows_only_metrics_in_and_https_dns_out(target: str) ->
 
     assert ports(spec["ingress"]) == {("TCP", PORT), ("TCP", TBOT_DIAG_PORT)}
     assert ports(spec["egress"]) == {("TCP", 443), ("UDP", 53), ("TCP", 53)}
+    # Only Prometheus reads the fleet: each ingress rule names its peers, and a peer is
+    # Prometheus' pods in Prometheus' namespace (both selectors in one entry: AND, not OR).
+    for rule in spec["ingress"]:
+        assert rule.get("from"), f"an ingress rule without `from` admits every pod: {rule}"
+        for peer in rule["from"]:
+            assert peer.get("namespaceSelector", {}).get("matchLabels") == {
+                "kubernetes.io/metadata.name": "monitoring"
+            }, peer
+            assert peer.get("podSelector", {}).get("matchLabels") == {
+                "app.kubernetes.io/name": "prometheus"
+            }, peer
+            assert "ipBlock" not in peer
 
 
 def test_example_overlay_sets_the_namespace() -> None:
@@ -783,6 +795,10 @@ def test_monitoring_objects_carry_the_labels_kube_prometheus_selects(target: str
 def test_selection_labels_are_set_in_one_place() -> None:
     """The release name (and the other selection labels) appear in one file of the tree."""
     files = [p for p in K8S.rglob("*.yaml") if p.is_file()]
-    for needle in ("release: kube-prometheus-stack", "role: alert-rules"):
+    for needle in (
+        "release: kube-prometheus-stack",
+        "role: alert-rules",
+        "kubernetes.io/metadata.name: monitoring",
+    ):
         holders = [p.relative_to(K8S) for p in files if needle in p.read_text()]
         assert holders == [Path("components/kube-prometheus/kustomization.yaml")], needle
