@@ -31,6 +31,7 @@ def fleet(config: MixinConfig) -> Any:
             "Teleport Cloud / Agent fleet",
             "Agents by version, skew and updater, the Managed Updates v2 rollout and its "
             "groups, and every agent one or more majors behind.",
+            config,
         ),
         config,
         q,

@@ -44,6 +44,7 @@ def overview(config: MixinConfig) -> Any:
             "Teleport Cloud / Overview",
             "Is the next upgrade blocked and by whom, which agents do not update, the SLA "
             "budget left this month, the proxy probe and the vendor status page.",
+            config,
         ),
         config,
         q,
