@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -99,7 +100,7 @@ def test_settings_reach_the_rules(tmp_path: Path) -> None:
 
 
 def test_dashboard_settings(tmp_path: Path) -> None:
-    def overview(override: dict[str, object]) -> dict[str, object]:
+    def overview(override: dict[str, object]) -> dict[str, Any]:
         files = generate.render_all(mixin.parse_config(override))
         board = json.loads(files["grafana/dashboards/teleport-cloud-overview.json"])
         assert isinstance(board, dict)
