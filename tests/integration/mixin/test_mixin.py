@@ -58,6 +58,16 @@ def test_custom_configuration(tmp_path: Path) -> None:
             "https://runbooks.example.com/teleport/" + rule["alert"]
         )
     assert 'job="tce"' in recording and "job=~" not in recording
+    # the example Alertmanager configuration routes on the configured severities
+    routes = yaml.safe_load((tmp_path / "prometheus/alertmanager.yml").read_text(encoding="utf-8"))
+    matchers = {r["receiver"]: r["matchers"] for r in routes["route"]["routes"]}
+    assert matchers["pager"] == ['severity="P1"'] and matchers["ticket"] == ['severity="P3"']
+    if shutil.which("amtool"):
+        checked = subprocess.run(
+            ["amtool", "check-config", str(tmp_path / "prometheus/alertmanager.yml")],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "by (k8s_cluster, job, tenant)" in recording
     tls = [r for r in rules if r["alert"] == "TeleportCloudTLSCertificateExpiring"]
     assert any("< 21 * 86400" in r["expr"] for r in tls)
