@@ -37,16 +37,21 @@ MAX_ROWS, MAX_MS = 500, 100.0
 RUNS = 3
 
 
+PER_AGENT = ("teleport_cloud_agent_info", "teleport_cloud_agent_major_versions_behind")
+
+
 def panel_queries(boards: dict[str, str]) -> list[tuple[str, str]]:
-    """(dashboard / panel title, expression) of every panel target."""
+    """(dashboard / panel title, expression) of every panel target, with every tenant selected;
+    the per-agent panels also with one tenant (`[t00]`), as an on-call engineer drills down."""
     out = []
     for name, text in boards.items():
         for panel in json.loads(text)["panels"]:
             for target in panel.get("targets", []):
                 title = f"{name.removeprefix('teleport-cloud-').removesuffix('.json')} / "
-                out.append(
-                    (title + panel["title"], concrete(target["expr"], ".*", ".*", literal=False))
-                )
+                expr = target["expr"]
+                out.append((title + panel["title"], concrete(expr, ".*", ".*", literal=False)))
+                if any(family in expr for family in PER_AGENT):
+                    out.append((f"{title}[t00] {panel['title']}", concrete(expr, "t00", ".*")))
     return out
 
 
