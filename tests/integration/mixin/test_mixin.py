@@ -154,7 +154,7 @@ def test_without_cluster_label(tmp_path: Path) -> None:
         ({"runbook_url": "https://example.com/"}, "runbook_url"),
         # every `for:` is a setting, and a duration that does not parse is refused
         ({"thresholds": {"probe_failing_for": "5 minutes"}}, "thresholds.probe_failing_for"),
-        ({"thresholds": {"exporter_down_for": "0s"}}, "must be positive"),
+        ({"thresholds": {"exporter_down_for": "0s"}}, "thresholds.exporter_down_for"),
         # windows the exporter does not export are refused, not rendered into empty alerts
         ({"thresholds": {"coverage_window": "2d"}}, "thresholds.coverage_window: '2d' is not a"),
         ({"burn_rate_alerts": {"one_day": {"long_window": "12h"}}}, "one_day.long_window"),
