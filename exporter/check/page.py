@@ -151,7 +151,7 @@ def _tenant(tenant: TenantView, now: float) -> str:
         skew = ", ".join(f"{escape(k)} {v}" for k, v in fleet.by_skew.items())
         rows.append(("Agents", f"{fleet.total}: {skew}"))
         if tenant.size is not None:
-            rows.append(("Tenant size", escape(tenant.size.line())))
+            rows.append(("Fleet size", escape(tenant.size.line())))
         rows.append(
             ("Enrolment", ", ".join(f"{escape(k)} {v}" for k, v in tenant.enrolment.items()))
         )

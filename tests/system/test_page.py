@@ -182,7 +182,7 @@ def test_demo_state(stack: Stack) -> None:
     assert "Control plane\t18.1.4" in calm
     assert "not blocked Cloud can upgrade it" in calm
     assert "Agents\t20: current 20," in calm
-    assert "Tenant size\t20 of the 10,000 agents Teleport asks to discuss first (0%)" in calm
+    assert "Fleet size\t20 of the 10,000 agents Teleport asks to discuss first (0%)" in calm
     assert "Down intervals: none this month." in calm
     busy = stack.section(text, "busy")
     assert re.search(r"BLOCKED Cloud cannot upgrade the control plane: \d+ agent\(s\)", busy)
