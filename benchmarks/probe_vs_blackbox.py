@@ -31,11 +31,12 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import Settings
-from exporter.core.catalogue import PROBE_PHASES as PHASES
 from exporter.core.state import Hub
+from exporter.derivations import attach_derivers
 from exporter.probe.source import PingSource
 from exporter.simulator.scenarios import SimState
 from exporter.simulator.server import SimulatedTenant
+from exporter.vocab import PROBE_PHASES as PHASES
 
 MAX_SECONDS = 300.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -147,7 +148,7 @@ def compare(delay: float, rounds: int, binary: str) -> bool:
                 }
             ],
         )
-        hub = Hub(settings)
+        hub = attach_derivers(Hub(settings))
 
         async def exporter_probe(probe: PingSource, into: Samples) -> None:
             cpu = time.process_time()

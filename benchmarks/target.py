@@ -35,7 +35,8 @@ from exporter.exposition import memtrim
 from exporter.exposition.body import Exposition
 from exporter.fleet.derive import FleetView
 from exporter.fleet.families import fleet_families
-from exporter.web.server import App, _Server, bind, build_server
+from exporter.web.guard import QuietServer
+from exporter.web.server import App, bind, build_server
 
 
 class Fleets:
@@ -87,7 +88,7 @@ def serve_ours(fleets: Fleets) -> tuple[int, Exposition]:
     exposition = _exposition(fleets)
     sock = bind("127.0.0.1:0")
     server = build_server(App(exposition, lambda: True), None)
-    assert isinstance(server, _Server)
+    assert isinstance(server, QuietServer)
     threading.Thread(target=lambda: anyio.run(server.serve, [sock]), daemon=True).start()
     while not server.started:
         time.sleep(0.01)

@@ -21,13 +21,14 @@ from typing import Any
 
 import anyio
 
-from exporter.app import build_sources, close_sources
 from exporter.config import Settings
 from exporter.core.scheduler import Runtime
 from exporter.core.source import Source
 from exporter.core.state import Hub
+from exporter.derivations import attach_derivers
 from exporter.simulator.demo import demo_config, start_simulator, tctl_scenario
 from exporter.simulator.fake_tctl import write_fake_tctl
+from exporter.sources import build_sources, close_sources
 
 CEILING_MB = 50.0
 LOCAL = frozenset({"identity", "tctl_version"})
@@ -53,7 +54,7 @@ def measure(agents: int) -> list[tuple[str, float, int]]:
             tenant["ping"] = {}
             raw["status_page"]["url"] = ""
             settings = Settings(**raw)
-            hub = Hub(settings)
+            hub = attach_derivers(Hub(settings))
             sources = build_sources(hub, None)
             runtime = Runtime(hub, sources)
             rows = anyio.run(_refresh_all, runtime, sources)

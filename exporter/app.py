@@ -21,53 +21,21 @@ from exporter import __version__
 from exporter.check.findings import assess_all
 from exporter.check.observe import observe_running, sla_months
 from exporter.check.page import render_page
-from exporter.config import Settings
+from exporter.config import ConfigError, Settings
 from exporter.core.clock import SystemClock
 from exporter.core.scheduler import Runtime
 from exporter.core.source import Source
 from exporter.core.state import Hub
-from exporter.fleet.source import InventorySource
-from exporter.probe.source import PingSource, ProbeRecorder
-from exporter.rollout.agent_report_source import AgentReportSource
-from exporter.rollout.maintenance_config_source import MaintenanceConfigSource
-from exporter.rollout.source import RolloutSource
-from exporter.rollout.version_channel import VersionChannelSource
-from exporter.sla.ledger import Ledger
+from exporter.derivations import attach_derivers
+from exporter.sla.ledger import Ledger, LedgerError
 from exporter.sla.service import SlaService
-from exporter.status_page.source import StatusPageSource
-from exporter.tctl.identity_source import IdentitySource
-from exporter.tctl.version_source import TctlVersions, TctlVersionSource
+from exporter.sources import build_sources, close_sources
 from exporter.web.config import BasicAuth, WebConfig
-from exporter.web.server import App, PageCache, build_server
+from exporter.web.server import App, PageCache, bind, build_server
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 3.0
-
-
-def build_sources(hub: Hub, record: ProbeRecorder | None) -> list[Source]:
-    """One source per enabled subject: a probe per tenant, fleet (with the expiry of the
-    identity tctl uses) and rollout when enabled, and the status page when it has a URL."""
-    sources: list[Source] = []
-    tctl_versions = TctlVersions(hub)
-    for tenant in hub.tenants.values():
-        sources.append(PingSource(hub, tenant, record))
-        if tenant.config.version_channel.enabled:
-            sources.append(VersionChannelSource(hub, tenant))
-        if tenant.config.inventory.enabled:
-            sources.append(InventorySource(hub, tenant))
-            sources.append(IdentitySource(hub, tenant))
-        if tenant.config.rollout.enabled:
-            sources.append(RolloutSource(hub, tenant))
-        if tenant.config.uses_tctl:
-            if tenant.config.agent_report.enabled:
-                sources.append(AgentReportSource(hub, tenant))
-            if tenant.config.maintenance_config.enabled:
-                sources.append(MaintenanceConfigSource(hub, tenant))
-            sources.append(TctlVersionSource(hub, tenant, tctl_versions))
-    if hub.settings.status_page.url:
-        sources.append(StatusPageSource(hub, hub.settings.status_page))
-    return sources
 
 
 class Readiness:
@@ -88,12 +56,6 @@ class Readiness:
     def __call__(self) -> bool:
         listening = self._server.started and not self._server.should_exit
         return listening and (self._ledger_open or not self._needs_ledger)
-
-
-async def close_sources(sources: Sequence[Source]) -> None:
-    with anyio.CancelScope(shield=True):
-        for source in sources:
-            await source.aclose()
 
 
 async def _stop_on_signal(
@@ -135,7 +97,7 @@ async def run_exporter(
     extra_tasks: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> None:
     """Serve until SIGTERM/SIGINT."""
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     sla = SlaService(hub, ledger, SystemClock())
     sources = build_sources(hub, sla.record)
     runtime = Runtime(hub, sources)
@@ -178,6 +140,36 @@ async def run_exporter(
         if ledger is not None:
             readiness.ledger_closed()
             ledger.close()
+
+
+def serve(
+    settings: Settings,
+    web: WebConfig | None = None,
+    extra_tasks: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    *,
+    listen_flag: str = "listen_address",
+    listening: Callable[[], None] | None = None,
+) -> int:
+    """`serve`, and `serve --demo` with the simulated tenant as an extra task: open the ledger,
+    listen, and run until SIGTERM or SIGINT. A ledger or an address that cannot be used stops
+    the start with a ConfigError naming `state_dir` or `listen_flag`; `listening` is called once
+    both are open."""
+    try:
+        ledger = Ledger.open(settings.state_dir)
+    except LedgerError as exc:
+        raise ConfigError(f"state_dir: {exc}") from exc
+    try:
+        sock = bind(settings.listen_address)
+    except OSError as exc:
+        ledger.close()
+        raise ConfigError(
+            f"{listen_flag}: cannot listen on {settings.listen_address}: {exc.strerror}"
+        ) from exc
+    if listening is not None:
+        listening()
+    tune_gc()
+    anyio.run(run_exporter, settings, sock, ledger, web, extra_tasks)
+    return 0
 
 
 def tune_gc() -> None:

@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import anyio
-
 from exporter import __version__
 from exporter.config import DEFAULT_LISTEN_ADDRESS, ConfigError, Settings, load_config
 from exporter.core.logs import LEVELS, setup_logging
@@ -167,10 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     mixin = commands.add_parser(
         "mixin",
-        help="render the alert and recording rules (and dashboards) from a mixin configuration",
-        description="Render prometheus/alerts.yml, prometheus/recording.yml and, from a source "
-        "checkout, grafana/dashboards/*.json under DIR, from the defaults overridden by FILE "
-        "(job selector, cluster label, runbook URL, severities, thresholds).",
+        help="render the rules, dashboards and Kubernetes objects from a mixin configuration",
+        description="Render prometheus/alerts.yml, prometheus/recording.yml, "
+        "grafana/dashboards/*.json (with the mixin extra) and the Kubernetes objects that carry "
+        "them (k8s/base/prometheusrule.yaml, k8s/base/dashboards.yaml) under DIR, from the "
+        "defaults overridden by FILE (job selector, cluster label, runbook URL, severities, "
+        "thresholds).",
     )
     mixin.add_argument("--config", type=Path, metavar="FILE", help="overrides of the defaults")
     mixin.add_argument("--out", type=Path, metavar="DIR", default=Path("."), help="(.)")
@@ -253,33 +253,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from exporter.app import run_exporter, tune_gc
-    from exporter.sla.ledger import Ledger, LedgerError
+    from exporter.app import serve
     from exporter.web.config import load_web_config
-    from exporter.web.server import bind
 
     if args.demo:
         if args.config:
             raise ConfigError(DEMO_WITH_CONFIG)
-        from exporter.simulator.demo import run_demo
+        try:
+            from exporter.simulator.demo import run_demo
+        except ModuleNotFoundError as exc:  # trustme: an extra, left out of the served image
+            raise ConfigError(
+                f"--demo needs the demo extra ({exc.name} is missing): "
+                "pip install 'teleport-cloud-exporter[demo]'"
+            ) from None
 
         return run_demo(args.listen_address or DEFAULT_LISTEN_ADDRESS, args.web_config)
     settings = _load(args, listen_address=args.listen_address)
     web = load_web_config(args.web_config) if args.web_config else None
-    try:
-        ledger = Ledger.open(settings.state_dir)
-    except LedgerError as exc:
-        raise ConfigError(f"state_dir: {exc}") from exc
-    try:
-        sock = bind(settings.listen_address)
-    except OSError as exc:
-        ledger.close()
-        raise ConfigError(
-            f"listen_address: cannot listen on {settings.listen_address}: {exc.strerror}"
-        ) from exc
-    tune_gc()
-    anyio.run(run_exporter, settings, sock, ledger, web)
-    return EXIT_OK
+    return serve(settings, web)
 
 
 if __name__ == "__main__":

@@ -40,8 +40,17 @@ DEFAULT_PORT = 10437
 DEFAULT_LISTEN_ADDRESS = f"0.0.0.0:{DEFAULT_PORT}"
 ENV_PREFIX = "TCE_"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+    None: 1.0,
+}
+"""The one duration grammar: the configuration's and the mixin's."""
 
 
 class ConfigError(Exception):
@@ -49,7 +58,7 @@ class ConfigError(Exception):
 
 
 def parse_duration(value: object) -> float:
-    """`15s`, `2m`, `1h`, `500ms` or a number of seconds -> seconds (must be positive)."""
+    """`15s`, `2m`, `1h`, `1d`, `500ms` or a number of seconds -> seconds (must be positive)."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 15s, 2m, 1h or a number of seconds")
     if isinstance(value, int | float):

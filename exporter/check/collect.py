@@ -19,7 +19,6 @@ from typing import TextIO
 
 import anyio
 
-from exporter.app import build_sources, close_sources
 from exporter.check.findings import Assessment, assess_all
 from exporter.check.observe import observe
 from exporter.check.render import render_text
@@ -28,11 +27,12 @@ from exporter.core.errors import SourceError
 from exporter.core.scheduler import Runtime
 from exporter.core.source import Source
 from exporter.core.state import Hub
-from exporter.fleet.derive import FleetView, derive_fleet
+from exporter.derivations import attach_derivers
+from exporter.fleet.derive import FleetView
 from exporter.probe.source import PingSource
-from exporter.rollout.groups import plan_groups
 from exporter.sla.derive import MonthToDate, down_intervals, month_bounds, summarize
 from exporter.sla.ledger import Ledger, LedgerError
+from exporter.sources import build_sources, close_sources
 
 
 async def _collect(
@@ -79,21 +79,15 @@ def _sla_from_ledger(settings: Settings, hub: Hub, now: float) -> dict[str, Mont
 
 
 def collect_and_assess(settings: Settings) -> Assessment:
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     sources = build_sources(hub, None)
     runtime = Runtime(hub, sources)
     anyio.run(_collect, runtime, sources)
     now = time.time()
+    # The fleet as the exporter derives and publishes it (no run of the deriver task here: each
+    # source's change was derived at once).
     fleets: dict[str, FleetView | None] = {
-        tenant.name: derive_fleet(
-            tenant.inventory,
-            tenant.control_plane_version,
-            tenant.target_agent_version,
-            plan_groups(tenant.rollout),
-        )
-        if tenant.inventory is not None
-        else None
-        for tenant in hub.tenants.values()
+        tenant.name: tenant.fleet for tenant in hub.tenants.values()
     }
     sla = _sla_from_ledger(settings, hub, now)
     return assess_all(observe(settings, hub, sources, runtime.health, fleets, sla, now))

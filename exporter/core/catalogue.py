@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, overload
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -21,40 +21,11 @@ PREFIX = "teleport_cloud_"
 
 Kind = Literal["gauge", "counter", "histogram"]
 
-SOURCES = (
-    "ping",
-    "version_channel",
-    "inventory",
-    "rollout",
-    "agent_report",
-    "maintenance_config",
-    "status_page",
-    "tctl_version",
-    "identity",
-)
-ERROR_REASONS = ("timeout", "connect", "tls", "http", "parse", "auth", "exec", "too_large", "other")
-PROBE_PHASES = ("resolve", "connect", "tls", "processing", "transfer")
-SKEW_CLASSES = ("current", "one_major_behind", "unsupported_old", "unsupported_newer", "unknown")
-GROUP_STATES = ("unstarted", "active", "done", "rolledback", "canary")
-STATUS_INDICATORS = ("none", "minor", "major", "critical", "maintenance")
-COMPONENT_STATUSES = (
-    "operational",
-    "degraded_performance",
-    "partial_outage",
-    "major_outage",
-    "under_maintenance",
-)
-INCIDENT_IMPACTS = ("none", "minor", "major", "critical")
-MAINTENANCE_STATES = ("scheduled", "in_progress", "verifying")
-BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
-UPDATER_STATUSES = ("ok", "disabled", "pinned", "unreadable", "unspecified")
-NOT_UPDATING_REASONS = ("no_upgrader", "disabled", "pinned", "unreadable")
-UNOBSERVED_REASONS = ("loop_lag", "resources", "internal")
-
 
 @dataclass(frozen=True)
 class Family:
-    """One metric family: its full name, type, help text and label names."""
+    """One metric family: its full name, type, help text and label names. `new()` of each kind's
+    subclass returns that kind's prometheus_client family, so call sites need no type checks."""
 
     name: str
     kind: Kind
@@ -63,17 +34,18 @@ class Family:
     subject: str
 
     def new(self) -> Metric:
-        """An empty prometheus_client family for this spec, ready for add_metric()."""
-        if self.kind == "gauge":
-            return GaugeMetricFamily(self.name, self.help, labels=self.labels)
-        if self.kind == "counter":
-            return CounterMetricFamily(self.name, self.help, labels=self.labels)
-        return HistogramMetricFamily(self.name, self.help, labels=self.labels)
+        """An empty prometheus_client family for this spec."""
+        return Metric(self.name, self.help, self.kind)
 
-    def single(self, labels: Sequence[str], value: float) -> Metric:
-        """A gauge family holding one sample."""
+
+@dataclass(frozen=True)
+class GaugeFamily(Family):
+    def new(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(self.name, self.help, labels=self.labels)
+
+    def single(self, labels: Sequence[str], value: float) -> GaugeMetricFamily:
+        """The family holding one sample."""
         family = self.new()
-        assert isinstance(family, GaugeMetricFamily)
         family.add_metric(list(labels), value)
         return family
 
@@ -81,14 +53,13 @@ class Family:
         self,
         rows: Iterable[tuple[Sequence[str], str]],
         states: Sequence[str],
-    ) -> Metric:
+    ) -> GaugeMetricFamily:
         """A state set: for each row of label values, one sample per state, 1 for the current one.
 
         The state's label is the family's last label. A current state outside `states` is kept as
         an extra sample so an unexpected value from upstream stays visible instead of vanishing.
         """
         family = self.new()
-        assert isinstance(family, GaugeMetricFamily)
         for label_values, current in rows:
             for state in states:
                 family.add_metric([*label_values, state], 1.0 if state == current else 0.0)
@@ -97,11 +68,50 @@ class Family:
         return family
 
 
+@dataclass(frozen=True)
+class CounterFamily(Family):
+    """Counters are counted in plain dicts by whoever owns them and exposed through `counts`:
+    the one way a counter family is built."""
+
+    def new(self) -> CounterMetricFamily:
+        return CounterMetricFamily(self.name, self.help, labels=self.labels)
+
+    def counts(self, rows: Iterable[tuple[Sequence[str], float]]) -> CounterMetricFamily:
+        """One `_total` sample per row of (label values, count)."""
+        family = self.new()
+        for label_values, count in rows:
+            family.add_metric(list(label_values), count)
+        return family
+
+
+@dataclass(frozen=True)
+class HistogramFamily(Family):
+    def new(self) -> HistogramMetricFamily:
+        return HistogramMetricFamily(self.name, self.help, labels=self.labels)
+
+
 CATALOGUE: list[Family] = []
+_KINDS: dict[Kind, type[Family]] = {
+    "gauge": GaugeFamily,
+    "counter": CounterFamily,
+    "histogram": HistogramFamily,
+}
 
 
+@overload
+def _family(
+    subject: str, name: str, kind: Literal["gauge"], help_text: str, *labels: str
+) -> GaugeFamily: ...
+@overload
+def _family(
+    subject: str, name: str, kind: Literal["counter"], help_text: str, *labels: str
+) -> CounterFamily: ...
+@overload
+def _family(
+    subject: str, name: str, kind: Literal["histogram"], help_text: str, *labels: str
+) -> HistogramFamily: ...
 def _family(subject: str, name: str, kind: Kind, help_text: str, *labels: str) -> Family:
-    spec = Family(PREFIX + name, kind, help_text, labels, subject)
+    spec = _KINDS[kind](PREFIX + name, kind, help_text, labels, subject)
     CATALOGUE.append(spec)
     return spec
 
@@ -577,6 +587,22 @@ SLA_BURN_RATE = _family(
     "tenant",
     "window",
 )
+SLA_WINDOW_OBSERVED = _family(
+    "sla",
+    "sla_window_observed_seconds",
+    "gauge",
+    "Observed seconds of a burn-rate window: the coverage its burn rate rests on.",
+    "tenant",
+    "window",
+)
+SLA_WINDOW_DOWNTIME = _family(
+    "sla",
+    "sla_window_downtime_seconds",
+    "gauge",
+    "Down seconds of a burn-rate window, counted as in the burn rate.",
+    "tenant",
+    "window",
+)
 SLA_BREACHED = _family(
     "sla",
     "sla_breached",
@@ -626,8 +652,10 @@ WEB_CLOSED = _family(
     "web_connections_closed",
     "counter",
     "Connections to the exporter closed by its limits (over_limit: too many open connections; "
-    "header_timeout: request headers not complete in time; write_timeout: the client stopped "
-    "reading the answer).",
+    "address_limit: too many from one client address; handshake_timeout, handshake_failed: "
+    "TLS handshake not done in time, or refused; header_timeout: request headers not complete "
+    "in time; pipelined: too many requests queued behind an unanswered one; write_timeout: "
+    "the client stopped reading the answer).",
     "reason",
 )
 

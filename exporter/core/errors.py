@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from exporter.vocab import Reason
 
-Reason = Literal["timeout", "connect", "tls", "http", "parse", "auth", "exec", "too_large", "other"]
+__all__ = ["Reason", "SourceError", "SourceUnavailableError"]
 
 
 class SourceError(Exception):

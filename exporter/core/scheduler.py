@@ -21,10 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import anyio
-from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from exporter import __version__
+from exporter import __version__, vocab
 from exporter.core import catalogue as m
 from exporter.core.errors import SourceError, SourceUnavailableError
 from exporter.core.http import resource_exhaustion
@@ -48,7 +47,7 @@ class Health:
     last_success: float | None = None
     duration: float = 0.0
     consecutive_failures: int = 0
-    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(m.ERROR_REASONS, 0))
+    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(vocab.ERROR_REASONS, 0))
     """Failed refreshes by reason since the start; every reason exported, 0 when none."""
     last_error: str | None = None
     """`reason: message` of the last refresh while it failed (check and the page show it)."""
@@ -64,7 +63,7 @@ def health_families(
     `source_errors_total` by reason). Each source publishes its own under its own key, so a
     refresh re-renders 12 series, not those of every source of every tenant."""
     labels = [kind, target]
-    families = [
+    families: list[Metric] = [
         m.SOURCE_UP.single(labels, 1.0 if health.up else 0.0),
         m.SOURCE_DURATION.single(labels, health.duration),
     ]
@@ -72,11 +71,9 @@ def health_families(
         families.append(m.SOURCE_LAST_SUCCESS.single(labels, health.last_success))
     if response_bytes is not None:
         families.append(m.SOURCE_RESPONSE_BYTES.single(labels, response_bytes))
-    errors = m.SOURCE_ERRORS.new()
-    assert isinstance(errors, CounterMetricFamily)
-    for reason, count in health.errors.items():
-        errors.add_metric([*labels, reason], count)
-    families.append(errors)
+    families.append(
+        m.SOURCE_ERRORS.counts(([*labels, reason], n) for reason, n in health.errors.items())
+    )
     return families
 
 
@@ -155,6 +152,9 @@ class Runtime:
     async def run(self) -> None:
         async with anyio.create_task_group() as group:
             group.start_soon(self.monitor.run, name="loop-monitor")
+            # Derivers first: from here on a source's change wakes its tenant's deriver task.
+            for name, deriver in self.hub.derivers.items():
+                await group.start(deriver.run, name=f"derive:{name}")
             for source in self.sources:
                 group.start_soon(self._loop, source, name=f"{source.kind}:{source.target}")
 

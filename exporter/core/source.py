@@ -11,7 +11,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from prometheus_client import Counter
 from prometheus_client.metrics_core import Metric
 
 from exporter.core.catalogue import SOURCE_IGNORED_FIELDS
@@ -61,16 +60,11 @@ class IgnoredFields:
     type or size that a source dropped instead of failing the refresh."""
 
     def __init__(self, source: str, target: str) -> None:
-        self._counter = Counter(
-            SOURCE_IGNORED_FIELDS.name,
-            SOURCE_IGNORED_FIELDS.help,
-            labelnames=SOURCE_IGNORED_FIELDS.labels,
-            registry=None,
-        )
-        self._child = self._counter.labels(source, target)
+        self._labels = (source, target)
+        self.count = 0
 
     def add(self, count: int) -> None:
-        self._child.inc(count)
+        self.count += count
 
     def families(self) -> list[Metric]:
-        return list(self._counter.collect())
+        return [SOURCE_IGNORED_FIELDS.counts([(self._labels, self.count)])]

@@ -5,7 +5,7 @@ Only the SLA ledger is persisted (exporter.sla.ledger); everything here is rebui
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -15,8 +15,11 @@ from exporter.config import Settings, TenantConfig
 from exporter.exposition.body import Exposition
 
 if TYPE_CHECKING:
+    from exporter.core.deriver import Deriver
+    from exporter.fleet.derive import FleetView
     from exporter.fleet.model import Instance
     from exporter.probe.model import PingInfo
+    from exporter.rollout.agent_report_model import MergedReport
     from exporter.rollout.maintenance_config_model import UpgradeWindow
     from exporter.rollout.model import Rollout
     from exporter.status_page.model import Summary
@@ -37,6 +40,12 @@ class TenantState:
     """Last good Managed Updates v2 rollout (exporter.rollout.model), None when none."""
     upgrade_window: UpgradeWindow | None = None
     """The agent upgrade window (cluster_maintenance_config), None when unset or unread."""
+    agent_report: MergedReport | None = None
+    """The last merged agent report read (autoupdate_agent_report), None without one."""
+    tctl_version: str | None = None
+    """The version of the tctl the exporter runs for this tenant, once read."""
+    fleet: FleetView | None = None
+    """Derived, owned by the tenant's deriver: the fleet last published (for `check`)."""
 
     @property
     def name(self) -> str:
@@ -70,9 +79,8 @@ class Hub:
     """Last good status-page summary (maintenance windows feed the SLA ledger)."""
     status_at: float | None = None
     """When the status page last confirmed `status` (a 200 or a 304), Unix seconds."""
-    on_versions_changed: list[Callable[[TenantState], None]] = field(default_factory=list)
-    """Called when a tenant's control-plane or target version, or its rollout, changes (fleet
-    re-derivation, tctl compatibility)."""
+    derivers: dict[str, Deriver] = field(default_factory=dict)
+    """The deriver of each tenant (exporter.core.deriver), attached by exporter.app.build_hub."""
 
     def __post_init__(self) -> None:
         for tenant in self.settings.tenants:
@@ -87,6 +95,8 @@ class Hub:
         """Drop every family published under `key` (a tenant or page no longer watched)."""
         self.exposition.remove(key)
 
-    def versions_changed(self, tenant: TenantState) -> None:
-        for callback in self.on_versions_changed:
-            callback(tenant)
+    def changed(self, tenant: TenantState) -> None:
+        """A source stored a new model of `tenant`: what depends on it is derived again."""
+        deriver = self.derivers.get(tenant.name)
+        if deriver is not None:
+            deriver.changed()

@@ -11,9 +11,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-MAX_RAW_LENGTH = 64
-"""Unparseable versions become label values as they are; capped so a broken agent cannot blow up
-the exposition."""
+from exporter.vocab import cap_label
 
 _SEMVER = re.compile(
     r"(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})"
@@ -42,7 +40,7 @@ def normalise(text: str) -> str:
     text = text.strip()
     if len(text) > 1 and text[0] in "vV" and text[1] in "0123456789":
         text = text[1:]
-    return text[:MAX_RAW_LENGTH]
+    return cap_label(text)
 
 
 def parse(text: str) -> Version | None:

@@ -16,7 +16,6 @@ or compresses.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import threading
@@ -38,12 +37,10 @@ from exporter.exposition.gzip_parts import (
     deflate_part,
     trailer,
 )
+from exporter.vocab import MAX_LABEL_VALUE, cap_label
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-MAX_LABEL_VALUE = 128
-"""Longest label value exported; longer ones keep a prefix and a hash of the whole."""
-_HASH_CHARS = 8
 _EOF = deflate_part(b"# EOF\n")
 _EOF_RUN = combine((_EOF,))
 _KEEP_SAMPLES = 4096
@@ -69,17 +66,11 @@ def format_value(value: float) -> str:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def cap_label_value(value: str) -> str:
-    """At most MAX_LABEL_VALUE characters; distinct long values stay distinct by their hash."""
-    if len(value) <= MAX_LABEL_VALUE:
-        return value
-    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
-    return f"{value[: MAX_LABEL_VALUE - _HASH_CHARS - 1]}~{digest}"
-
-
 def escape_label_value(value: str) -> str:
+    # The families cap upstream text when they derive it (exporter.vocab.cap_label); this is
+    # the same rule, for any value that did not pass through a derivation.
     if len(value) > MAX_LABEL_VALUE:
-        value = cap_label_value(value)
+        value = cap_label(value)
     if "\\" in value or '"' in value or "\n" in value:
         return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return value

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import msgspec
 
@@ -31,23 +31,11 @@ from exporter.rollout.groups import (
     not_updating_counts,
     teleport_counts,
 )
+from exporter.vocab import NO_UPGRADER, SKEW_CLASSES, UPDATER_STATUSES, Skew, cap_label
 
-Skew = Literal["current", "one_major_behind", "unsupported_old", "unsupported_newer", "unknown"]
-SKEWS: tuple[Skew, ...] = (
-    "current",
-    "one_major_behind",
-    "unsupported_old",
-    "unsupported_newer",
-    "unknown",
-)
 CONTROL_PLANE_SERVICES = frozenset({"Auth", "Proxy"})
-NO_UPGRADER = "none"
-UPDATER_STATUSES = ("ok", "disabled", "pinned", "unreadable", "unspecified")
-"""Every updater status, `unspecified` for agents that report none (v1 `unit`, older agents)."""
 NOT_UPDATING = frozenset({"disabled", "pinned", "unreadable"})
 """Updater statuses of agents that have an upgrader yet will not update by themselves."""
-MAX_LABEL_LENGTH = 128
-"""Upstream strings become label values; a cap keeps one odd record from bloating the body."""
 
 
 class AgentView(msgspec.Struct, frozen=True, gc=False):
@@ -174,11 +162,10 @@ def derive_fleet(
     service_labels: dict[tuple[str, ...], str] = {}
     service_sets: dict[tuple[str, ...], int] = {}
     by_version_upgrader: dict[tuple[str, str], int] = {}
-    by_skew: dict[Skew, int] = dict.fromkeys(SKEWS, 0)
+    by_skew: dict[Skew, int] = dict.fromkeys(SKEW_CLASSES, 0)
     outdated = 0
     agents: list[AgentView] = []
     members: list[Agent] = []
-    cap = MAX_LABEL_LENGTH
 
     for server_id, instance in chosen.items():
         spec = instance.spec
@@ -197,10 +184,10 @@ def derive_fleet(
         service_key = tuple(spec.services)
         services = service_labels.get(service_key)
         if services is None:
-            services = service_labels[service_key] = ",".join(sorted(set(service_key)))[:cap]
+            services = service_labels[service_key] = cap_label(",".join(sorted(set(service_key))))
         service_sets[service_key] = service_sets.get(service_key, 0) + 1
 
-        upgrader = spec.ext_upgrader[:cap] or NO_UPGRADER
+        upgrader = cap_label(spec.ext_upgrader) or NO_UPGRADER
         key = (version, upgrader)
         by_version_upgrader[key] = by_version_upgrader.get(key, 0) + 1
         by_skew[skew] += 1
@@ -234,25 +221,25 @@ def derive_fleet(
         by_updater_status[status_key] = by_updater_status.get(status_key, 0) + 1
         agents.append(
             AgentView(
-                server_id[:cap],
-                spec.hostname[:cap],
+                cap_label(server_id),
+                cap_label(spec.hostname),
                 version,
                 services,
                 upgrader,
                 upgrader_version,
-                info.update_group[:cap] if info is not None else "",
+                cap_label(info.update_group) if info is not None else "",
                 status,
                 skew,
                 behind,
                 instance.last_seen_timestamp,
-                info.update_uuid[:cap] if info is not None else "",
+                cap_label(info.update_uuid) if info is not None else "",
             )
         )
 
     by_service: dict[str, int] = {}
     for service_key, count in service_sets.items():
         for service in set(service_key):
-            name = service[:cap]
+            name = cap_label(service)
             by_service[name] = by_service.get(name, 0) + count
 
     # Every status per upgrader kind present, so a status that empties reads 0, not absent.

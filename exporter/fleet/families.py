@@ -30,7 +30,7 @@ without a readable last_seen has no last-seen sample.
 
 from __future__ import annotations
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
 from exporter.core.catalogue import (
@@ -43,21 +43,15 @@ from exporter.core.catalogue import (
     AGENTS_BY_UPDATER_STATUS,
     AGENTS_NOT_UPDATING,
     AGENTS_OUTDATED,
-    NOT_UPDATING_REASONS,
     ROLLOUT_GROUP_STUCK,
-    SKEW_CLASSES,
-    UPDATER_STATUSES,
     UPGRADE_BLOCKED,
-    Family,
 )
 from exporter.exposition.body import rendered_gauge
-from exporter.fleet.derive import SKEWS, FleetView
-from exporter.fleet.derive import UPDATER_STATUSES as FLEET_UPDATER_STATUSES
+from exporter.fleet.derive import FleetView
+from exporter.vocab import NOT_UPDATING_REASONS, SKEW_CLASSES, cap_label
 
-assert SKEWS == SKEW_CLASSES, "fleet.SKEWS must follow the catalogue's SKEW_CLASSES"
-assert FLEET_UPDATER_STATUSES == UPDATER_STATUSES, "fleet must follow the catalogue's statuses"
-# _per_agent writes label values by position; they must keep the catalogue's names and order.
-_INFO_LABELS = (
+# _per_agent writes label values by position, in this order; a test holds it to the catalogue's.
+INFO_LABEL_ORDER = (
     "tenant",
     "server_id",
     "hostname",
@@ -68,15 +62,7 @@ _INFO_LABELS = (
     "update_group",
     "updater_status",
 )
-assert AGENT_INFO.labels == _INFO_LABELS
-_AGENT_LABELS = ("tenant", "server_id")
-assert AGENT_MAJORS_BEHIND.labels == AGENT_LAST_SEEN.labels == _AGENT_LABELS
-
-
-def _gauge(spec: Family) -> GaugeMetricFamily:
-    family = spec.new()
-    assert isinstance(family, GaugeMetricFamily)
-    return family
+AGENT_LABEL_ORDER = ("tenant", "server_id")
 
 
 def fleet_families(
@@ -84,21 +70,21 @@ def fleet_families(
 ) -> list[Metric]:
     """The fleet's families for one tenant; per-agent families only when `per_agent`, as
     pre-rendered lines for the exposition, or as prometheus_client samples with `samples`."""
-    agents = _gauge(AGENTS)
+    agents = AGENTS.new()
     for (version, upgrader), count in view.by_version_upgrader.items():
         agents.add_metric([tenant, version, upgrader], count)
-    by_service = _gauge(AGENTS_BY_SERVICE)
+    by_service = AGENTS_BY_SERVICE.new()
     for service, count in view.by_service.items():
         by_service.add_metric([tenant, service], count)
-    by_skew = _gauge(AGENTS_BY_SKEW)
-    for skew in SKEWS:
+    by_skew = AGENTS_BY_SKEW.new()
+    for skew in SKEW_CLASSES:
         by_skew.add_metric([tenant, skew], view.by_skew.get(skew, 0))
-    by_status = _gauge(AGENTS_BY_UPDATER_STATUS)
+    by_status = AGENTS_BY_UPDATER_STATUS.new()
     for (upgrader, status), count in view.by_updater_status.items():
         by_status.add_metric([tenant, upgrader, status], count)
     families: list[Metric] = [agents, by_service, by_status, by_skew]
     if view.not_updating is not None:
-        not_updating = _gauge(AGENTS_NOT_UPDATING)
+        not_updating = AGENTS_NOT_UPDATING.new()
         for reason in NOT_UPDATING_REASONS:
             not_updating.add_metric([tenant, reason], view.not_updating.get(reason, 0))
         families.append(not_updating)
@@ -107,9 +93,9 @@ def fleet_families(
     if view.upgrade_blocked is not None:
         families.append(UPGRADE_BLOCKED.single([tenant], 1.0 if view.upgrade_blocked else 0.0))
     if view.stuck_by_group is not None:
-        stuck = _gauge(ROLLOUT_GROUP_STUCK)
+        stuck = ROLLOUT_GROUP_STUCK.new()
         for group, count in view.stuck_by_group.items():
-            stuck.add_metric([tenant, group], count)
+            stuck.add_metric([tenant, cap_label(group)], count)
         families.append(stuck)
     if per_agent:
         families.extend(per_agent_samples(tenant, view) if samples else _per_agent(tenant, view))
@@ -123,7 +109,7 @@ def _per_agent(tenant: str, view: FleetView) -> list[Metric]:
     info = rendered_gauge(
         AGENT_INFO.name,
         AGENT_INFO.help,
-        _INFO_LABELS,
+        INFO_LABEL_ORDER,
         (
             (
                 (
@@ -145,7 +131,7 @@ def _per_agent(tenant: str, view: FleetView) -> list[Metric]:
     behind = rendered_gauge(
         AGENT_MAJORS_BEHIND.name,
         AGENT_MAJORS_BEHIND.help,
-        _AGENT_LABELS,
+        AGENT_LABEL_ORDER,
         (
             ((agent.server_id,), agent.majors_behind)
             for agent in agents
@@ -156,7 +142,7 @@ def _per_agent(tenant: str, view: FleetView) -> list[Metric]:
     last_seen = rendered_gauge(
         AGENT_LAST_SEEN.name,
         AGENT_LAST_SEEN.help,
-        _AGENT_LABELS,
+        AGENT_LABEL_ORDER,
         (((agent.server_id,), agent.last_seen) for agent in agents if agent.last_seen is not None),
         constant=(tenant,),
     )
@@ -173,7 +159,7 @@ def per_agent_samples(tenant: str, view: FleetView) -> list[Metric]:
                 info.name,
                 dict(
                     zip(
-                        _INFO_LABELS,
+                        INFO_LABEL_ORDER,
                         (
                             tenant,
                             agent.server_id,

@@ -1,5 +1,7 @@
-"""`teleport-cloud-exporter mixin`: renders the rule files and, when the dashboard builder's
-SDK is installed (the `mixin` extra), the Grafana dashboards, from one mixin configuration."""
+"""`teleport-cloud-exporter mixin`: the one generator. From one mixin configuration it renders
+the alert and recording rules (prometheus/), the Grafana dashboards (grafana/dashboards/, when
+grafana-foundation-sdk is installed: the `mixin` extra) and the Kubernetes objects that carry
+both (k8s/base/prometheusrule.yaml, k8s/base/dashboards.yaml); `--check` compares all of them."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.mixin.config import MixinConfig, MixinConfigError, load_config, render_rule_file
+from exporter.mixin.k8s import InputError, read_dashboards, render_k8s
 from exporter.mixin.rules import alert_groups, recording_groups
 
 ALERTS_HEADER = """\
@@ -63,12 +66,21 @@ def _dashboard_builder() -> Any:
 
 
 def main_mixin(config_path: Path | None, out: Path, *, check: bool = False) -> int:
-    """`mixin` subcommand: 0 written (or up to date), 1 stale (--check), 2 bad configuration."""
+    """`mixin` subcommand: renders prometheus/, grafana/dashboards/ and the Kubernetes objects
+    under `out` from one configuration. 0 written (or up to date), 1 stale (--check), 2 a bad
+    configuration or input."""
     try:
         files = render_all(load_config(config_path))
-    except MixinConfigError as exc:
-        print(f"teleport-cloud-exporter: mixin configuration error: {exc}", file=sys.stderr)
+        dashboards_rendered = any(name.startswith("grafana/") for name in files)
+        # Without the SDK the Kubernetes objects carry the dashboards already under `out`.
+        inputs = files if dashboards_rendered else {**read_dashboards(out), **files}
+        objects, notes = render_k8s(inputs)
+    except (MixinConfigError, InputError) as exc:
+        print(f"teleport-cloud-exporter: mixin: {exc}", file=sys.stderr)
         return 2
+    files.update(objects)
+    for note in notes:
+        print(f"mixin: note: {note}", file=sys.stderr)
     stale = []
     for relative, text in files.items():
         path = out / relative
@@ -78,7 +90,7 @@ def main_mixin(config_path: Path | None, out: Path, *, check: bool = False) -> i
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    if not any(name.startswith("grafana/") for name in files):
+    if not dashboards_rendered:
         print(
             "dashboards skipped: they need grafana-foundation-sdk "
             "(pip install 'teleport-cloud-exporter[mixin]')",

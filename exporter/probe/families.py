@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from exporter import vocab
 from exporter.core import catalogue as m
 from exporter.core.state import TenantState
 from exporter.core.versions import major_of, normalise
@@ -38,8 +38,7 @@ def _bool(value: bool) -> str:
 
 def probe_families(tenant: str, result: ProbeResult, histogram: Iterable[Metric]) -> list[Metric]:
     phases = m.PROBE_PHASE_DURATION.new()
-    assert isinstance(phases, GaugeMetricFamily)
-    for phase in m.PROBE_PHASES:
+    for phase in vocab.PROBE_PHASES:
         phases.add_metric([tenant, phase], result.phases.get(phase, 0.0))
     families: list[Metric] = [
         m.PROBE_SUCCESS.single([tenant], 1.0 if result.success else 0.0),
@@ -77,7 +76,6 @@ def cluster_families(tenant: TenantState) -> list[Metric]:
     if major is not None:
         families.append(m.CONTROL_PLANE_MAJOR.single([name], float(major)))
     endpoints = m.PROXY_ENDPOINT_INFO.new()
-    assert isinstance(endpoints, GaugeMetricFamily)
     for endpoint, address in ping.endpoints():
         endpoints.add_metric([name, endpoint, address], 1.0)
     families.append(endpoints)
@@ -85,16 +83,3 @@ def cluster_families(tenant: TenantState) -> list[Metric]:
         tools = normalise(ping.auto_update.tools_version)
         families.append(m.CLIENT_TOOLS_VERSION.single([name, tools], 1.0))
     return families
-
-
-TARGET_KEY = "target"
-
-
-def target_families(tenant: TenantState) -> list[Metric]:
-    """`agent_target_version_info`, under its own key (`("target", tenant)`): the rollout, ping
-    and the v1 channel each move it, and each re-publishes it at once when it does, so the
-    target follows a rollout change without waiting for ping (or through a ping outage)."""
-    target = tenant.target_agent_version
-    if not target:
-        return []
-    return [m.AGENT_TARGET_VERSION.single([tenant.name, normalise(target)], 1.0)]

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, field_validator
 
-from exporter.core.catalogue import PROBE_PHASES
+from exporter.vocab import PROBE_PHASES
 
 
 class _Lenient(BaseModel):

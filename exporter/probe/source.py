@@ -14,18 +14,19 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 import anyio
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
 from prometheus_client.metrics_core import Metric
 
-from exporter.core.catalogue import PROBE_LATENCY, PROBE_UNOBSERVED, UNOBSERVED_REASONS
+from exporter.core.catalogue import PROBE_LATENCY, PROBE_UNOBSERVED
 from exporter.core.clock import Clock, SystemClock
 from exporter.core.errors import SourceError
 from exporter.core.http import tls_context
 from exporter.core.source import IgnoredFields, Source
 from exporter.core.state import Hub, TenantState
 from exporter.probe.client import Answer, ProbeClient, Trace, error_from_probe
-from exporter.probe.families import TARGET_KEY, cluster_families, probe_families, target_families
+from exporter.probe.families import cluster_families, probe_families
 from exporter.probe.model import PingInfo, PingParseError, ProbeFailure, ProbeResult, parse_ping
+from exporter.vocab import UNOBSERVED_REASONS
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +75,8 @@ class PingSource(Source):
         self._thread = anyio.CapacityLimiter(1)
         self._histogram = _LatencyHistogram(tenant.name)
         self.ignored = IgnoredFields(self.kind, tenant.name)
-        self._unobserved = Counter(
-            PROBE_UNOBSERVED.name,
-            PROBE_UNOBSERVED.help,
-            labelnames=PROBE_UNOBSERVED.labels,
-            registry=None,
-        )
-        for reason in UNOBSERVED_REASONS:
-            self._unobserved.labels(tenant.name, reason)
-        hub.publish(("unobserved", tenant.name), list(self._unobserved.collect()))
+        self._unobserved: dict[str, int] = dict.fromkeys(UNOBSERVED_REASONS, 0)
+        hub.publish(("unobserved", tenant.name), self._unobserved_families())
         hub.publish(("ignored", self.kind, tenant.name), self.ignored.families())
         self.last_result: ProbeResult | None = None
         """The probe under way, or the last one."""
@@ -162,8 +156,12 @@ class PingSource(Source):
             reason,
             error.message,
         )
-        self._unobserved.labels(self.tenant.name, reason).inc()
-        self.hub.publish(("unobserved", self.tenant.name), list(self._unobserved.collect()))
+        self._unobserved[reason] = self._unobserved.get(reason, 0) + 1
+        self.hub.publish(("unobserved", self.tenant.name), self._unobserved_families())
+
+    def _unobserved_families(self) -> list[Metric]:
+        rows = (((self.tenant.name, reason), n) for reason, n in self._unobserved.items())
+        return [PROBE_UNOBSERVED.counts(rows)]
 
     async def _publish_probe(self, result: ProbeResult) -> None:
         if result.recorded:
@@ -182,9 +180,8 @@ class PingSource(Source):
         before = (self.tenant.control_plane_version, self.tenant.target_agent_version)
         self.tenant.ping = ping
         self.hub.publish(("cluster", self.tenant.name), cluster_families(self.tenant))
-        self.hub.publish((TARGET_KEY, self.tenant.name), target_families(self.tenant))
         if (self.tenant.control_plane_version, self.tenant.target_agent_version) != before:
-            self.hub.versions_changed(self.tenant)
+            self.hub.changed(self.tenant)
 
 
 def _finish(result: ProbeResult, trace: Trace) -> None:

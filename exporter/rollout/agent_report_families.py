@@ -8,30 +8,28 @@ Auth servers' reports; none at all without a rollout::
 
 from __future__ import annotations
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 
 from exporter.core.catalogue import REPORT_AGENTS, REPORT_OMITTED, REPORT_TIMESTAMP
 from exporter.core.versions import normalise
-from exporter.fleet.derive import MAX_LABEL_LENGTH
 from exporter.rollout.agent_report_model import MergedReport
+from exporter.vocab import cap_label
 
 
 def agent_report_families(tenant: str, report: MergedReport | None) -> list[Metric]:
     if report is None:
         return []
-    cap = MAX_LABEL_LENGTH
     agents = REPORT_AGENTS.new()
     omitted = REPORT_OMITTED.new()
-    assert isinstance(agents, GaugeMetricFamily) and isinstance(omitted, GaugeMetricFamily)
     merged: dict[tuple[str, str], int] = {}
     for (group, version), count in report.agents.items():
-        key = (group[:cap], normalise(version))  # `v18.1.4` and `18.1.4` are one series
+        key = (cap_label(group), normalise(version))  # `v18.1.4` and `18.1.4` are one series
         merged[key] = merged.get(key, 0) + count
     for (group, version), count in sorted(merged.items()):
         agents.add_metric([tenant, group, version], count)
     reasons: dict[str, int] = {}
     for reason, count in report.omitted.items():
-        label = reason[:cap]
+        label = cap_label(reason)
         reasons[label] = reasons.get(label, 0) + count
     for reason, count in sorted(reasons.items()):
         omitted.add_metric([tenant, reason], count)

@@ -18,7 +18,6 @@ import logging
 from exporter.core.errors import SourceError, SourceUnavailableError
 from exporter.core.source import Source
 from exporter.core.state import Hub, TenantState
-from exporter.rollout.agent_report_families import agent_report_families
 from exporter.rollout.agent_report_model import (
     AgentReportParseError,
     MergedReport,
@@ -62,16 +61,13 @@ class AgentReportSource(Source):
         super().__init__(tenant.name, config.agent_report.interval, config.inventory.timeout)
         self.hub = hub
         self.tenant = tenant
-        self.report: MergedReport | None = None
-        """The published merged report (for `check` and tests); None without one."""
-        self._latest: MergedReport | None = None
-        """The last merged report read, published once (or while) the rollout exists: the
-        rollout source may see the rollout after this source's first refresh."""
-        hub.on_versions_changed.append(self._rollout_changed)
 
     @property
-    def key(self) -> tuple[str, str]:
-        return ("agent_report", self.tenant.name)
+    def report(self) -> MergedReport | None:
+        """The merged report as published (for `check` and tests): reports exist only while a
+        rollout does, so the tenant's deriver publishes it only then, and follows the rollout
+        at once both ways (exporter.derivations)."""
+        return self.tenant.agent_report if self.tenant.rollout is not None else None
 
     async def refresh(self) -> None:
         config = self.tenant.config
@@ -87,8 +83,8 @@ class AgentReportSource(Source):
         except SourceError as exc:
             reason = unavailable_reason(exc)
             if reason is not None:
-                self._latest = None
-                self._publish()
+                self.tenant.agent_report = None
+                self.hub.changed(self.tenant)
                 raise SourceUnavailableError(reason, UNAVAILABLE_RECHECK) from None
             raise
         self.response_bytes = len(data)
@@ -103,18 +99,5 @@ class AgentReportSource(Source):
                 self.tenant.name,
                 ", ".join(merged.dropped),
             )
-        self._latest = merged
-        self._publish()
-
-    def _publish(self) -> None:
-        report = self._latest if self.tenant.rollout is not None else None
-        if report is self.report and report is not None:
-            return
-        self.report = report
-        self.hub.publish(self.key, agent_report_families(self.tenant.name, report))
-
-    def _rollout_changed(self, tenant: TenantState) -> None:
-        """Reports exist only while a rollout does: the families follow it at once, both
-        ways."""
-        if tenant.name == self.tenant.name:
-            self._publish()
+        self.tenant.agent_report = merged
+        self.hub.changed(self.tenant)

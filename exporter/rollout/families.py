@@ -23,10 +23,10 @@ A group state outside the five known ones (a newer Teleport) is kept as an extra
 
 from __future__ import annotations
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 
 from exporter.core.catalogue import (
-    GROUP_STATES,
+    AGENT_TARGET_VERSION,
     ROLLOUT_GROUP_AGENTS,
     ROLLOUT_GROUP_STATE,
     ROLLOUT_GROUP_UP_TO_DATE,
@@ -36,6 +36,7 @@ from exporter.core.catalogue import (
 from exporter.core.versions import normalise
 from exporter.rollout.groups import plan_groups
 from exporter.rollout.model import Rollout, RolloutGroup
+from exporter.vocab import GROUP_STATES, cap_label
 
 
 def rollout_families(tenant: str, rollout: Rollout | None) -> list[Metric]:
@@ -54,23 +55,29 @@ def rollout_families(tenant: str, rollout: Rollout | None) -> list[Metric]:
         ],
         1.0,
     )
-    # A group listed twice would duplicate series; the first entry wins.
+    # A group listed twice would duplicate series; the first entry wins. Group names are capped
+    # as agent_info's update_group is, so the families join on the group label.
     unique: dict[str, RolloutGroup] = {}
     for group in rollout.status.groups:
-        unique.setdefault(group.name, group)
-    groups = list(unique.values())
+        unique.setdefault(cap_label(group.name), group)
     states = ROLLOUT_GROUP_STATE.state_set(
-        (([tenant, group.name], group.state) for group in groups), GROUP_STATES
+        (([tenant, name], group.state) for name, group in unique.items()), GROUP_STATES
     )
     present, up_to_date = ROLLOUT_GROUP_AGENTS.new(), ROLLOUT_GROUP_UP_TO_DATE.new()
-    assert isinstance(present, GaugeMetricFamily) and isinstance(up_to_date, GaugeMetricFamily)
-    for group in groups:
-        present.add_metric([tenant, group.name], group.present_count)
-        up_to_date.add_metric([tenant, group.name], group.up_to_date_count)
+    for name, group in unique.items():
+        present.add_metric([tenant, name], group.present_count)
+        up_to_date.add_metric([tenant, name], group.up_to_date_count)
     versions = ROLLOUT_GROUP_VERSION.new()
-    assert isinstance(versions, GaugeMetricFamily)
     plan = plan_groups(rollout)
-    assert plan is not None
-    for group_name, version in plan.versions.items():
-        versions.add_metric([tenant, group_name, version], 1.0)
+    for group_name, version in plan.versions.items() if plan is not None else ():
+        versions.add_metric([tenant, cap_label(group_name), version], 1.0)
     return [info, states, present, up_to_date, versions]
+
+
+def target_families(tenant: str, target: str | None) -> list[Metric]:
+    """`agent_target_version_info`: the rollout's target whenever a rollout exists, else ping's
+    `agent_version`, else the v1 channel's (`TenantState.target_agent_version`); derived by the
+    tenant's deriver, so it follows whichever of them moved, at once."""
+    if not target:
+        return []
+    return [AGENT_TARGET_VERSION.single([tenant, normalise(target)], 1.0)]

@@ -45,10 +45,8 @@ from typing import NamedTuple
 
 from exporter.core.versions import normalise, same_version
 from exporter.rollout.model import Rollout
+from exporter.vocab import NO_UPGRADER, NOT_UPDATING_REASONS
 
-NOT_UPDATING_REASONS = ("no_upgrader", "disabled", "pinned", "unreadable")
-"""Why an agent will not update by itself: every reason is exported, 0 when none."""
-NO_UPGRADER = "none"
 UNIT_UPGRADER = "unit"
 DEFAULT_GROUP = "default"
 """The group `teleport-update` reports when none is configured, and the v1 channel's name."""
@@ -307,7 +305,7 @@ def assess_fleet(agents: Iterable[Agent], plan: GroupPlan) -> Assessment:
 
 def not_updating_counts(agents: Iterable[Agent]) -> dict[str, int]:
     """Agents that will not update by themselves, by reason (every reason present)."""
-    counts = dict.fromkeys(NOT_UPDATING_REASONS, 0)
+    counts: dict[str, int] = dict.fromkeys(NOT_UPDATING_REASONS, 0)
     for agent in agents:
         reason = not_updating_reason(agent.upgrader, agent.updater_status)
         if reason is not None:

@@ -3,7 +3,7 @@
 A tenant on Managed Updates v1 (or none) has no rollout and tctl answers NotFound (in one of
 several wordings, see exporter.tctl.runner): that is a successful refresh that clears the rollout
 families, not an error. A new or changed rollout moves the tenant's target version and its
-groups' versions, so the fleet is re-derived (`Hub.versions_changed`).
+groups' versions: the tenant's deriver derives the target and the fleet again (`Hub.changed`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from exporter.core.errors import SourceError
 from exporter.core.source import Source
 from exporter.core.state import Hub, TenantState
-from exporter.probe.families import TARGET_KEY, target_families
 from exporter.rollout.families import rollout_families
 from exporter.rollout.model import Rollout, RolloutParseError, parse_rollout
 from exporter.tctl.runner import TctlNotFoundError, run_tenant_tctl
@@ -58,7 +57,5 @@ class RolloutSource(Source):
         changed = rollout != self.tenant.rollout
         self.tenant.rollout = rollout
         self.hub.publish(self.key, rollout_families(self.tenant.name, rollout))
-        if changed:
-            # The target moves with the rollout now, not at the next successful ping.
-            self.hub.publish((TARGET_KEY, self.tenant.name), target_families(self.tenant))
-            self.hub.versions_changed(self.tenant)
+        if changed:  # the target, the fleet's groups and the agent report follow at once
+            self.hub.changed(self.tenant)

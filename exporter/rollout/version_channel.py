@@ -23,7 +23,6 @@ from exporter.core.http import (
 )
 from exporter.core.source import Source
 from exporter.core.state import Hub, TenantState
-from exporter.probe.families import TARGET_KEY, cluster_families, target_families
 
 CHANNEL_PATH = "/v1/webapi/automaticupgrades/channel/default/version"
 MAX_CHANNEL_BYTES = 4096
@@ -87,12 +86,8 @@ class VersionChannelSource(Source):
         version = parse_channel(body)
         if version == self.tenant.channel_version:
             return
-        before = self.tenant.target_agent_version
         self.tenant.channel_version = version
-        self.hub.publish(("cluster", self.tenant.name), cluster_families(self.tenant))
-        self.hub.publish((TARGET_KEY, self.tenant.name), target_families(self.tenant))
-        if self.tenant.target_agent_version != before:
-            self.hub.versions_changed(self.tenant)
+        self.hub.changed(self.tenant)
 
     async def aclose(self) -> None:
         await self._client.aclose()

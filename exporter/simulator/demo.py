@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import anyio
 import yaml
 
-from exporter.config import ConfigError, Settings
+from exporter.config import Settings
 from exporter.simulator.fake_tctl import write_fake_tctl
 from exporter.simulator.scenarios import SimState, scenario_rollout
 from exporter.simulator.server import SimulatedTenant
@@ -131,35 +131,31 @@ def run_demo(listen: str, web_config: Path | None = None) -> int:
 
 
 def _run_demo(workdir: Path, listen: str, web_config: Path | None) -> int:
-    from exporter.app import run_exporter, tune_gc
-    from exporter.sla.ledger import Ledger
+    from exporter.app import serve
     from exporter.web.config import load_web_config
-    from exporter.web.server import bind
 
     # Read first: a bad web configuration stops the demo before anything starts, as in serve.
     web = load_web_config(web_config) if web_config else None
     sim, tctl = start_simulator("demo", DEMO_AGENTS, workdir)
     settings = Settings(**demo_config(sim, sim.workdir, tctl, listen))
-    try:
-        sock = bind(settings.listen_address)
-    except OSError as exc:
-        raise ConfigError(
-            f"--web.listen-address: cannot listen on {listen}: {exc.strerror}"
-        ) from exc
-    ledger = Ledger.open(settings.state_dir)
-    log.info("demo: simulated tenant at %s, files in %s", sim.url, sim.workdir)
-    scheme = "https" if web is not None and web.tls_server_config is not None else "http"
-    auth = " (basic auth on)" if web is not None and web.basic_auth_users else ""
-    print(
-        "teleport-cloud-exporter demo: metrics on "
-        f"{scheme}://{_display(settings.listen_address)}/metrics{auth} (Ctrl-C stops)\n"
-        f"  switch the simulated tenant's scenario (healthy, skewed, outage, maintenance, demo):\n"
-        f"  {_control_command(sim)}",
-        file=sys.stderr,
+
+    def listening() -> None:
+        log.info("demo: simulated tenant at %s, files in %s", sim.url, sim.workdir)
+        scheme = "https" if web is not None and web.tls_server_config is not None else "http"
+        auth = " (basic auth on)" if web is not None and web.basic_auth_users else ""
+        print(
+            "teleport-cloud-exporter demo: metrics on "
+            f"{scheme}://{_display(settings.listen_address)}/metrics{auth} (Ctrl-C stops)\n"
+            "  switch the simulated tenant's scenario "
+            "(healthy, skewed, outage, maintenance, demo):\n"
+            f"  {_control_command(sim)}",
+            file=sys.stderr,
+        )
+
+    # The production serve path, with the simulated tenant as one more task.
+    return serve(
+        settings, web, [sim.serve], listen_flag="--web.listen-address", listening=listening
     )
-    tune_gc()
-    anyio.run(run_exporter, settings, sock, ledger, web, [sim.serve])
-    return 0
 
 
 def _control_command(sim: SimulatedTenant, change: str = '{"scenario": "outage"}') -> str:

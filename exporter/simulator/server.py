@@ -30,7 +30,8 @@ from exporter.simulator.scenarios import (
     ping_body,
     summary_body,
 )
-from exporter.web.server import _Server, bind
+from exporter.web.guard import QuietServer
+from exporter.web.server import bind
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -212,7 +213,7 @@ class SimulatedTenant:
         config.load()
         assert isinstance(config.ssl, ssl.SSLContext)
         config.ssl.sni_callback = self._choose_certificate
-        self.server = _Server(config)
+        self.server = QuietServer(config)
         self._thread: threading.Thread | None = None
 
     def _choose_certificate(

@@ -34,9 +34,10 @@ from exporter.sla.derive import (
     month_bounds,
     summarize,
 )
-from exporter.sla.families import LEDGER_OPERATIONS, ledger_error_families, sla_families
+from exporter.sla.families import ledger_error_families, sla_families
 from exporter.sla.ledger import Ledger, LedgerError
 from exporter.status_page.model import concerns
+from exporter.vocab import LEDGER_OPERATIONS
 
 log = logging.getLogger(__name__)
 

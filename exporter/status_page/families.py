@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from exporter import vocab
 from exporter.core import catalogue as m
 from exporter.status_page.model import Summary, concerns, kept
 
@@ -53,15 +53,14 @@ def status_families(page: str, summary: Summary, keep: Sequence[str]) -> list[Me
         if mt.status != "completed" and concerns(mt, wanted)
     ]
     families: list[Metric] = [
-        m.STATUS_INDICATOR.state_set([([page], summary.status.indicator)], m.STATUS_INDICATORS),
-        m.STATUS_COMPONENT.state_set(rows.values(), m.COMPONENT_STATUSES),
+        m.STATUS_INDICATOR.state_set([([page], summary.status.indicator)], vocab.STATUS_INDICATORS),
+        m.STATUS_COMPONENT.state_set(rows.values(), vocab.COMPONENT_STATUSES),
     ]
     for spec, values, known in (
-        (m.STATUS_INCIDENTS, open_incidents, m.INCIDENT_IMPACTS),
-        (m.STATUS_MAINTENANCES, [mt.status for mt in pending], m.MAINTENANCE_STATES),
+        (m.STATUS_INCIDENTS, open_incidents, vocab.INCIDENT_IMPACTS),
+        (m.STATUS_MAINTENANCES, [mt.status for mt in pending], vocab.MAINTENANCE_STATES),
     ):
         family = spec.new()
-        assert isinstance(family, GaugeMetricFamily)
         for label, count in _counts(values, known).items():
             family.add_metric([page, label], float(count))
         families.append(family)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 
 from exporter.core.catalogue import TCTL_COMPATIBLE, TCTL_VERSION_INFO
 
 
 def version_info_families(versions: Iterable[str]) -> list[Metric]:
     family = TCTL_VERSION_INFO.new()
-    assert isinstance(family, GaugeMetricFamily)
     for version in sorted(set(versions)):
         family.add_metric([version], 1.0)
     return [family]

@@ -20,7 +20,7 @@ from exporter.core.source import Source
 from exporter.core.state import Hub, TenantState
 from exporter.core.versions import major_of, normalise
 from exporter.tctl.runner import run_tctl_version, summarise_stderr
-from exporter.tctl.version_families import compatibility_families, version_info_families
+from exporter.tctl.version_families import version_info_families
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +67,21 @@ class TctlVersionSource(Source):
         self.hub = hub
         self.tenant = tenant
         self.versions = versions
-        self.version: str | None = None
-        """tctl's version from its last read."""
-        self.compatible: bool | None = None
-        """The last verdict; None while the control-plane version is unknown."""
         self._read_for: str | None = None
-        self._warned_for: tuple[str, str | None] | None = None
-        hub.on_versions_changed.append(self._versions_changed)
 
     @property
-    def key(self) -> tuple[str, str]:
-        return ("tctl_version", self.tenant.name)
+    def version(self) -> str | None:
+        """tctl's version from its last read."""
+        return self.tenant.tctl_version
+
+    @property
+    def compatible(self) -> bool | None:
+        """The verdict (derived and published by the tenant's deriver); None while either
+        version is unknown."""
+        version = self.tenant.tctl_version
+        if version is None:
+            return None
+        return tctl_compatible(version, self.tenant.control_plane_version)
 
     async def refresh(self) -> None:
         plane = self.tenant.control_plane_version
@@ -89,26 +93,7 @@ class TctlVersionSource(Source):
                 raise SourceError(
                     "parse", f"{tctl} version: no v<version> in {summarise_stderr(bytes(output))!r}"
                 )
-            self.version, self._read_for = version, plane
+            self._read_for = plane
+            self.tenant.tctl_version = version
             self.versions.set(self.tenant.name, version)
-        self._publish()
-
-    def _publish(self) -> None:
-        if self.version is None:
-            return
-        plane = self.tenant.control_plane_version
-        self.compatible = tctl_compatible(self.version, plane)
-        self.hub.publish(self.key, compatibility_families(self.tenant.name, self.compatible))
-        if self.compatible is False and self._warned_for != (self.version, plane):
-            self._warned_for = (self.version, plane)
-            log.warning(
-                "tenant %s: tctl %s is not supported by control plane %s (tctl must be on its "
-                "major or one below); upgrade the tctl the exporter runs",
-                self.tenant.name,
-                self.version,
-                plane,
-            )
-
-    def _versions_changed(self, tenant: TenantState) -> None:
-        if tenant.name == self.tenant.name:
-            self._publish()
+            self.hub.changed(self.tenant)

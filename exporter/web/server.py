@@ -7,10 +7,9 @@ series and never compresses.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
@@ -22,7 +21,7 @@ from exporter.web.config import BasicAuth, WebConfig
 from exporter.web.guard import (
     KEEP_ALIVE_TIMEOUT,
     MAX_CONNECTIONS,
-    GuardedProtocol,
+    QuietServer,
     WebCounters,
     guarded_protocol,
 )
@@ -41,6 +40,10 @@ INDEX = """<!doctype html>
 <ul><li><a href="metrics">metrics</a></li><li><a href="healthz">healthz</a></li>
 <li><a href="readyz">readyz</a></li></ul></body></html>
 """
+
+
+WRITE_SLICE = 128 * 1024
+"""Largest single write of a body."""
 
 
 class PageCache:
@@ -197,22 +200,13 @@ async def _respond(
         await send({"type": "http.response.body", "body": b"" if head else body})
         return
     for batch in body.batches():
-        await send({"type": "http.response.body", "body": batch, "more_body": True})
+        # Slices (views, no copies): uvicorn waits for the socket between writes, so a client
+        # that stops reading holds at most a slice or two in memory, never a whole large part.
+        view = memoryview(batch)
+        for start in range(0, len(view), WRITE_SLICE):
+            piece = view[start : start + WRITE_SLICE]
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
     await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the exporter's task group owns shutdown."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        protocol = self.config.http_protocol_class
-        if isinstance(protocol, type) and issubclass(protocol, GuardedProtocol):
-            protocol.abort_handshakes()
-        await super().shutdown(sockets)
 
 
 def bind(address: str) -> socket.socket:
@@ -238,7 +232,7 @@ def bind(address: str) -> socket.socket:
 
 def build_server(
     app: App, web: WebConfig | None, timeout_graceful: float = 3.0, **limits: Any
-) -> uvicorn.Server:
+) -> QuietServer:
     """uvicorn over `app` with TLS from the web config and the connection limits of
     exporter.web.guard (`limits` overrides them: max_connections, header_timeout)."""
     tls = web.tls_server_config if web else None
@@ -257,4 +251,4 @@ def build_server(
         backlog=MAX_CONNECTIONS,
     )
     config.load()
-    return _Server(config)
+    return QuietServer(config)

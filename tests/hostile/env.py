@@ -17,6 +17,7 @@ from exporter.core.errors import SourceError
 from exporter.core.scheduler import Runtime
 from exporter.core.source import Source
 from exporter.core.state import Hub
+from exporter.derivations import attach_derivers
 from exporter.probe.source import PING_PATH, PingSource
 from exporter.rollout.version_channel import CHANNEL_PATH, VersionChannelSource
 from exporter.simulator.scenarios import SimState, ping_body
@@ -58,7 +59,7 @@ class Run:
             **(tenant or {}),
         }
         self.settings = Settings(state_dir=env.tmp, status_page=page, tenants=[config])
-        self.hub = Hub(self.settings)
+        self.hub = attach_derivers(Hub(self.settings))
         self.recorder = Recorder()
         self.ping = PingSource(self.hub, self.hub.tenants["t"], self.recorder)
         self.channel = VersionChannelSource(self.hub, self.hub.tenants["t"])

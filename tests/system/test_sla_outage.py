@@ -17,6 +17,7 @@ from exporter.config import Settings
 from exporter.core.clock import ManualClock
 from exporter.core.scheduler import Runtime
 from exporter.core.state import Hub
+from exporter.derivations import attach_derivers
 from exporter.probe.source import PingSource
 from exporter.simulator.server import SimulatedTenant
 from exporter.sla.ledger import Ledger
@@ -41,7 +42,7 @@ def _scripted(
         status_page={"url": sim.url, "ca_file": str(sim.ca_file)},
         tenants=[tenant_config(sim, sla={"objective": 0.999, "exclude_maintenance": exclude})],
     )
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     ledger = Ledger.open(tmp_path)
     sla = SlaService(hub, ledger, clock)
     ping = PingSource(hub, hub.tenants["t"], sla.record, clock)

@@ -1,10 +1,7 @@
-#!/usr/bin/env python3
 """Builds the Grafana dashboards of teleport-cloud-exporter with grafana-foundation-sdk.
 
-    python -m exporter.mixin.dashboards.build           rewrite grafana/dashboards/*.json
-    python -m exporter.mixin.dashboards.build --check   exit 1 if the committed JSON is stale
-
-(run from the checkout's root; the JSON is the rendering of the mixin's defaults)
+`teleport-cloud-exporter mixin` writes them (and `--check` compares them) with the rules and
+the Kubernetes objects; the committed JSON is the rendering of the mixin's defaults.
 
 `teleport-cloud-exporter mixin --config FILE --out DIR` renders the same dashboards from another
 configuration: the `job` and `cluster` variables follow its job selector and cluster label, and
@@ -17,12 +14,9 @@ and `concrete()`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Final
 
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -32,7 +26,6 @@ from exporter.mixin.dashboards.fleet import fleet
 from exporter.mixin.dashboards.overview import overview
 
 Json = dict[str, Any]
-OUT_DIR: Final = Path("grafana") / "dashboards"  # of the checkout it runs in
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,31 +104,3 @@ def concrete(expr: str, tenant: str, page: str = "", *, literal: bool = True) ->
         return values[name]
 
     return _VARIABLE.sub(substitute, expr)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="exit 1 if the JSON is stale")
-    args = parser.parse_args(argv)
-    stale = []
-    for filename, text in render_all(parse_config()).items():
-        path = OUT_DIR / filename
-        if path.exists() and path.read_text(encoding="utf-8") == text:
-            continue
-        if args.check:
-            stale.append(str(path))
-        else:
-            OUT_DIR.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            print(f"wrote {path}")
-    if stale:
-        print(
-            "out of date (run python -m exporter.mixin.dashboards.build): " + ", ".join(stale),
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,6 +15,7 @@ from exporter.config import Settings
 from exporter.core.scheduler import Runtime
 from exporter.core.source import Source
 from exporter.core.state import Hub
+from exporter.derivations import attach_derivers
 from exporter.probe.source import PingSource
 from exporter.simulator.server import SimulatedTenant
 from exporter.status_page.source import StatusPageSource
@@ -29,7 +30,7 @@ def _setup(
         status_page={"url": sim.url, "ca_file": str(sim.ca_file), "timeout": "2s"},
         tenants=[tenant_config(sim, **tenant)],
     )
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     ping = PingSource(hub, hub.tenants["t"])
     status = StatusPageSource(hub, settings.status_page)
     return hub, Runtime(hub, [ping, status], seed=1), ping, status
@@ -171,7 +172,7 @@ def test_status_page_components_filter(sim: SimulatedTenant, tmp_path: Path) -> 
         },
         tenants=[tenant_config(sim)],
     )
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     status = StatusPageSource(hub, settings.status_page)
     _refresh(Runtime(hub, [status]), status)
     kept = {

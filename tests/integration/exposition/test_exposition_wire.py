@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from exporter.exposition.body import Exposition
-from exporter.web.server import App, Message, Receive, Scope, Send, _Server, bind, build_server
+from exporter.web.guard import QuietServer
+from exporter.web.server import App, Message, Receive, Scope, Send, bind, build_server
 from tests.exposition_fixtures import tenant_families
 from tests.system.test_end_to_end import free_port
 
@@ -53,7 +54,7 @@ def served() -> Iterator[tuple[Exposition, Recording, str]]:
     sock = bind("127.0.0.1:0")
     server = build_server(recording.app, None)
     server.config.loaded_app = recording  # uvicorn calls the recording wrapper first
-    assert isinstance(server, _Server)
+    assert isinstance(server, QuietServer)
     thread = threading.Thread(target=lambda: anyio.run(server.serve, [sock]), daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

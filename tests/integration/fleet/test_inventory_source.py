@@ -9,16 +9,19 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Hashable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from prometheus_client.metrics_core import Metric
 
 from exporter.config import Settings
 from exporter.core.errors import SourceError
 from exporter.core.state import Hub, TenantState
+from exporter.derivations import attach_derivers
 from exporter.fleet.source import InventorySource, scaled_interval
 from exporter.probe.model import AutoUpdate, PingInfo
 from exporter.simulator.fake_tctl import BAD_INVOCATION, write_fake_tctl
@@ -53,7 +56,7 @@ def _setup(
             }
         ],
     )
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     tenant = hub.tenants["t"]
     return hub, tenant, InventorySource(hub, tenant), fake
 
@@ -151,15 +154,21 @@ def test_new_versions_from_ping_re_derive_without_tctl(tmp_path: Path) -> None:
     fake.unlink()  # proves the re-derivation does not run tctl again
     for version, major in (("18.1.4", 18), ("19.0.0", 19)):  # then the control plane moves on
         _set_ping(tenant, version, version)
-        hub.versions_changed(tenant)
-        assert source.rederiving is not None
-        source.rederiving.join(timeout=10)
+        hub.changed(tenant)
         samples = parse_samples(hub.exposition.body().decode())
         assert_matches(samples, _expected(FLEET, major, version))
 
-    thread = source.rederiving
-    hub.versions_changed(tenant)  # nothing new: no work
-    assert source.rederiving is thread
+    deriver = hub.derivers["t"]
+    republished: list[Hashable] = []
+    publish = deriver.publish
+
+    def recording(key: Hashable, families: Iterable[Metric]) -> None:
+        republished.append(key)
+        publish(key, families)
+
+    deriver.publish = recording
+    hub.changed(tenant)  # nothing new: nothing derived, nothing rendered again
+    assert republished == []
 
 
 def test_per_agent_metrics_off(tmp_path: Path) -> None:

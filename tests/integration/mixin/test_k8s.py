@@ -15,7 +15,6 @@ import os
 import posixpath
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,13 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter.config import load_config
+from exporter.mixin import k8s
+from exporter.mixin.generate import main_mixin
 from tests.conftest import dev_tool
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "k8s"
-GENERATE = ["-m", "exporter.mixin.k8s"]
 TARGETS = ("base", "overlays/example")
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 PORT = 10437
@@ -301,8 +302,12 @@ def test_rules_take_the_best_replica_of_the_probe() -> None:
     for name, expr in ratios.items():
         # the least-failing replica per tenant, from each replica's own counters
         assert re.match(r"min by \(cluster, job, tenant\) \(instance_tenant:", expr), name
-    downtime = records["tenant:teleport_cloud_sla_downtime_seconds:min"]
-    assert downtime.startswith("min by (cluster, job, tenant) (teleport_cloud_sla_downtime_seconds")
+    # the SLA from the replica that observed the tenant most
+    downtime = records["tenant:teleport_cloud_sla_downtime_seconds:best"]
+    assert downtime.startswith(
+        "min by (cluster, job, tenant) (\n  teleport_cloud_sla_downtime_seconds"
+    )
+    assert "instance_tenant:teleport_cloud_sla_observed_seconds:most" in downtime
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -514,6 +519,18 @@ def test_network_policy_allows_only_metrics_in_and_https_dns_out(target: str) ->
 
     assert ports(spec["ingress"]) == {("TCP", PORT), ("TCP", TBOT_DIAG_PORT)}
     assert ports(spec["egress"]) == {("TCP", 443), ("UDP", 53), ("TCP", 53)}
+    # Only Prometheus reads the fleet: each ingress rule names its peers, and a peer is
+    # Prometheus' pods in Prometheus' namespace (both selectors in one entry: AND, not OR).
+    for rule in spec["ingress"]:
+        assert rule.get("from"), f"an ingress rule without `from` admits every pod: {rule}"
+        for peer in rule["from"]:
+            assert peer.get("namespaceSelector", {}).get("matchLabels") == {
+                "kubernetes.io/metadata.name": "monitoring"
+            }, peer
+            assert peer.get("podSelector", {}).get("matchLabels") == {
+                "app.kubernetes.io/name": "prometheus"
+            }, peer
+            assert "ipBlock" not in peer
 
 
 def test_example_overlay_sets_the_namespace() -> None:
@@ -542,24 +559,14 @@ def test_images_are_pinned_and_match_the_project() -> None:
 # --- generated objects ---------------------------------------------------------------------------
 
 
-def test_generated_files_are_up_to_date() -> None:
-    result = subprocess.run(
-        [sys.executable, *GENERATE, "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, f"run `python -m exporter.mixin.k8s`:\n{result.stderr}"
+def test_generated_files_are_up_to_date(capsys: pytest.CaptureFixture[str]) -> None:
+    stale = main_mixin(None, ROOT, check=True)
+    assert stale == 0, f"run `teleport-cloud-exporter mixin`:\n{capsys.readouterr().err}"
 
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_prometheus_rule_holds_the_rule_files_groups(target: str) -> None:
     files = [ROOT / "prometheus" / "alerts.yml", ROOT / "prometheus" / "recording.yml"]
-    missing = [str(f.relative_to(ROOT)) for f in files if not f.is_file()]
-    if missing:
-        pytest.skip(f"rule files not written yet: {', '.join(missing)}")
     expected: list[Doc] = []
     for path in files:
         expected += (yaml.safe_load(path.read_text()) or {}).get("groups") or []
@@ -600,14 +607,11 @@ def test_dashboard_configmaps_hold_the_dashboards(target: str) -> None:
 # --- the generator on its own inputs -----------------------------------------------------------
 
 
-def _generate(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *GENERATE, "--root", str(root), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def _generate(root: Path) -> tuple[dict[str, str], list[str]]:
+    """The objects from the rule files and dashboards under `root`, as the generator makes them
+    from its rendering."""
+    files = {rel: (root / rel).read_text() for rel in k8s.RULE_FILES if (root / rel).is_file()}
+    return k8s.render_k8s({**files, **k8s.read_dashboards(root)})
 
 
 def _placeholder_project(root: Path) -> tuple[list[Doc], dict[str, str]]:
@@ -652,19 +656,19 @@ def _placeholder_project(root: Path) -> tuple[list[Doc], dict[str, str]]:
 
 def test_generate_writes_rules_and_dashboards(tmp_path: Path) -> None:
     groups, dashboards = _placeholder_project(tmp_path)
-    # A file name with a space is not a valid ConfigMap key: reported, exit 2.
-    assert _generate(tmp_path).returncode == 2
+    # A file name with a space is not a valid ConfigMap key: reported, naming the file.
+    with pytest.raises(k8s.InputError, match=r"SLA Overview\.json"):
+        _generate(tmp_path)
     (tmp_path / "grafana" / "dashboards" / "SLA Overview.json").rename(
         tmp_path / "grafana" / "dashboards" / "SLA_Overview.json"
     )
     dashboards["SLA_Overview.json"] = dashboards.pop("SLA Overview.json")
 
-    result = _generate(tmp_path)
-    assert result.returncode == 0, result.stderr
-    rule = yaml.safe_load((tmp_path / "k8s/base/prometheusrule.yaml").read_text())
+    outputs, _ = _generate(tmp_path)
+    rule = yaml.safe_load(outputs["k8s/base/prometheusrule.yaml"])
     assert rule["kind"] == "PrometheusRule"
     assert rule["spec"]["groups"] == groups
-    configmaps = list(yaml.safe_load_all((tmp_path / "k8s/base/dashboards.yaml").read_text()))
+    configmaps = list(yaml.safe_load_all(outputs["k8s/base/dashboards.yaml"]))
     assert [cm["metadata"]["name"] for cm in configmaps] == [
         "teleport-cloud-exporter-dashboard-sla-overview",
         "teleport-cloud-exporter-dashboard-fleet",
@@ -673,37 +677,30 @@ def test_generate_writes_rules_and_dashboards(tmp_path: Path) -> None:
         assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert {k: v for cm in configmaps for k, v in cm["data"].items()} == dashboards
 
-    assert _generate(tmp_path, "--check").returncode == 0
-    (tmp_path / "prometheus" / "recording.yml").write_text("groups: []\n")
-    stale = _generate(tmp_path, "--check")
-    assert stale.returncode == 1
-    assert "prometheusrule.yaml" in stale.stderr
-    assert _generate(tmp_path).returncode == 0
-    assert _generate(tmp_path, "--check").returncode == 0
-
 
 def test_generate_tolerates_missing_inputs_and_rejects_bad_ones(tmp_path: Path) -> None:
-    result = _generate(tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "prometheus/alerts.yml not found" in result.stderr
-    rule = yaml.safe_load((tmp_path / "k8s/base/prometheusrule.yaml").read_text())
+    outputs, notes = _generate(tmp_path)
+    assert "prometheus/alerts.yml not found: its groups are left out" in notes
+    rule = yaml.safe_load(outputs["k8s/base/prometheusrule.yaml"])
     assert rule["spec"]["groups"] == []
-    assert yaml.safe_load((tmp_path / "k8s/base/dashboards.yaml").read_text())["items"] == []
+    assert yaml.safe_load(outputs["k8s/base/dashboards.yaml"])["items"] == []
 
     (tmp_path / "prometheus").mkdir()
     group = "groups:\n  - name: same\n    rules: []\n"
     (tmp_path / "prometheus" / "alerts.yml").write_text(group)
     (tmp_path / "prometheus" / "recording.yml").write_text(group)
-    duplicate = _generate(tmp_path)
-    assert duplicate.returncode == 2 and "'same'" in duplicate.stderr
+    with pytest.raises(k8s.InputError, match="'same'"):
+        _generate(tmp_path)
 
     (tmp_path / "prometheus" / "recording.yml").write_text("groups: [\n")
-    assert _generate(tmp_path).returncode == 2
+    with pytest.raises(k8s.InputError, match=r"recording\.yml"):
+        _generate(tmp_path)
 
     (tmp_path / "prometheus" / "recording.yml").unlink()
     (tmp_path / "grafana" / "dashboards").mkdir(parents=True)
     (tmp_path / "grafana" / "dashboards" / "broken.json").write_text("{")
-    assert _generate(tmp_path).returncode == 2
+    with pytest.raises(k8s.InputError, match=r"broken\.json"):
+        _generate(tmp_path)
 
 
 # --- the exporter's own loader -------------------------------------------------------------------
@@ -713,10 +710,6 @@ def test_generate_tolerates_missing_inputs_and_rejects_bad_ones(tmp_path: Path) 
 def test_exporter_config_loads_with_the_project_loader(
     target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config_module = pytest.importorskip("exporter.config")
-    load_config = getattr(config_module, "load_config", None)
-    if load_config is None:
-        pytest.skip("exporter.config has no load_config yet")
     for name in list(os.environ):
         if name.startswith("TCE_"):
             monkeypatch.delenv(name)
@@ -806,6 +799,10 @@ def test_monitoring_objects_carry_the_labels_kube_prometheus_selects(target: str
 def test_selection_labels_are_set_in_one_place() -> None:
     """The release name (and the other selection labels) appear in one file of the tree."""
     files = [p for p in K8S.rglob("*.yaml") if p.is_file()]
-    for needle in ("release: kube-prometheus-stack", "role: alert-rules"):
+    for needle in (
+        "release: kube-prometheus-stack",
+        "role: alert-rules",
+        "kubernetes.io/metadata.name: monitoring",
+    ):
         holders = [p.relative_to(K8S) for p in files if needle in p.read_text()]
         assert holders == [Path("components/kube-prometheus/kustomization.yaml")], needle

@@ -70,6 +70,15 @@ def test_custom_configuration(tmp_path: Path) -> None:
     budget = next(p for p in overview["panels"] if p["title"] == "SLA budget left")
     steps = budget["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert [s["value"] for s in steps] == [None, 0.4]
+    # ... and so do the Kubernetes objects, from the same run
+    rule = yaml.safe_load((tmp_path / "k8s/base/prometheusrule.yaml").read_text(encoding="utf-8"))
+    assert rule["spec"]["groups"] == alerts["groups"] + yaml.safe_load(recording)["groups"]
+    configmaps = list(
+        yaml.safe_load_all((tmp_path / "k8s/base/dashboards.yaml").read_text(encoding="utf-8"))
+    )
+    carried = {name: text for cm in configmaps for name, text in cm["data"].items()}
+    assert json.loads(carried["teleport-cloud-overview.json"]) == overview
+    assert main(["mixin", "--config", str(config), "--out", str(tmp_path), "--check"]) == 0
     if shutil.which("promtool"):
         checked = subprocess.run(
             ["promtool", "check", "rules", str(tmp_path / "prometheus/alerts.yml"),

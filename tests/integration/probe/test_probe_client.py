@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import pytest
 import trustme
 
-from exporter.core.catalogue import PROBE_PHASES
 from exporter.core.errors import SourceError
 from exporter.probe.client import (
     Answer,
@@ -23,6 +22,7 @@ from exporter.probe.client import (
     decoded,
     error_from_probe,
 )
+from exporter.vocab import PROBE_PHASES
 
 PING = b'{"server_version": "18.1.4"}'
 

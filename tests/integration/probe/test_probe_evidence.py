@@ -17,6 +17,7 @@ from exporter.config import Settings
 from exporter.core.errors import SourceError
 from exporter.core.scheduler import LoopMonitor, Runtime, own_fault
 from exporter.core.state import Hub
+from exporter.derivations import attach_derivers
 from exporter.probe.source import PING_PATH, PingSource
 from exporter.rollout.version_channel import CHANNEL_PATH, VersionChannelSource, parse_channel
 from exporter.simulator.scenarios import ping_body
@@ -32,9 +33,11 @@ def scripted(sim: SimulatedTenant) -> Any:
 
 
 def _hub(sim: SimulatedTenant, tmp_path: Path, **tenant: Any) -> Hub:
-    return Hub(
-        Settings(
-            state_dir=tmp_path, status_page={"url": ""}, tenants=[tenant_config(sim, **tenant)]
+    return attach_derivers(
+        Hub(
+            Settings(
+                state_dir=tmp_path, status_page={"url": ""}, tenants=[tenant_config(sim, **tenant)]
+            )
         )
     )
 

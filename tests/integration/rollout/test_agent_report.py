@@ -17,6 +17,7 @@ from exporter.config import Settings
 from exporter.core.scheduler import Runtime
 from exporter.core.state import Hub
 from exporter.core.versions import normalise
+from exporter.derivations import attach_derivers
 from exporter.rollout.agent_report_model import merge_reports, parse_agent_reports
 from exporter.rollout.agent_report_source import AgentReportSource
 from exporter.rollout.source import RolloutSource
@@ -53,7 +54,7 @@ def _setup(tmp_path: Path, scenario: dict[str, Any]) -> tuple[Hub, Path]:
             }
         ],
     )
-    return Hub(settings), tctl
+    return attach_derivers(Hub(settings)), tctl
 
 
 def _tctl_reports(tctl: Path, tmp_path: Path) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import pytest
 
 from exporter.config import Settings
 from exporter.core.state import Hub
+from exporter.derivations import attach_derivers
 from exporter.rollout.maintenance_config_model import (
     MaintenanceConfigParseError,
     UpgradeWindow,
@@ -90,7 +91,7 @@ def test_source_publishes_the_next_start_and_not_found_clears_it(tmp_path: Path)
             }
         ],
     )
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     source = MaintenanceConfigSource(hub, hub.tenants["t"])
     before = datetime.now(UTC)
     anyio.run(source.refresh)

@@ -14,10 +14,10 @@ from exporter.config import Settings
 from exporter.core.errors import SourceError
 from exporter.core.scheduler import Runtime
 from exporter.core.state import Hub
+from exporter.derivations import attach_derivers
 from exporter.exposition.body import Exposition
 from exporter.fleet.derive import derive_fleet
 from exporter.fleet.model import parse_inventory
-from exporter.fleet.source import InventorySource
 from exporter.probe.model import AutoUpdate, PingInfo
 from exporter.rollout.families import rollout_families
 from exporter.rollout.model import RolloutParseError, parse_rollout
@@ -140,7 +140,7 @@ def _source(tmp_path: Path, scenario: dict[str, Any]) -> tuple[Hub, RolloutSourc
             }
         ],
     )
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     return hub, RolloutSource(hub, hub.tenants["t"])
 
 
@@ -240,7 +240,6 @@ def test_rollout_change_re_derives_target_and_stuck_agents(tmp_path: Path) -> No
     target and brings the stuck counts; its disappearance takes them away again."""
     hub, source = _source(tmp_path, {"rollout": None})
     tenant = hub.tenants["t"]
-    inventory = InventorySource(hub, tenant)
     tenant.ping = PingInfo(server_version="18.1.4", auto_update=AutoUpdate(agent_version="18.0.2"))
     records = [
         _binary_agent("a", "18.1.4", "dev"),
@@ -248,27 +247,27 @@ def test_rollout_change_re_derives_target_and_stuck_agents(tmp_path: Path) -> No
         _binary_agent("c", "18.0.2", "prod"),
         _binary_agent("d", "18.1.4", "prod"),
     ]
-    inventory._publish(parse_inventory(json.dumps(records).encode()).instances)
+    tenant.inventory = parse_inventory(json.dumps(records).encode()).instances
+    hub.changed(tenant)  # as the inventory source does after storing it
     samples = parse_samples(hub.exposition.body().decode())
     assert value(samples, "teleport_cloud_agents_outdated", tenant="t") == 2  # against 18.0.2
     assert not series(samples, STUCK)
 
     _rewrite(tmp_path, {"rollout": {"groups": ["dev", "prod"], "states": ["active", "unstarted"]}})
-    anyio.run(source.refresh)
-    assert inventory.rederiving is not None
-    inventory.rederiving.join(timeout=30)
+    anyio.run(source.refresh)  # the tenant's deriver follows the rollout at once
     samples = parse_samples(hub.exposition.body().decode())
     assert tenant.target_agent_version == "18.1.4"
+    assert value(samples, TARGET_INFO, tenant="t", version="18.1.4") == 1
     assert value(samples, "teleport_cloud_agents_outdated", tenant="t") == 2  # b, c vs 18.1.4
     assert value(samples, STUCK, tenant="t", group="dev") == 1  # b: active group, on start
     assert value(samples, STUCK, tenant="t", group="prod") == 0  # unstarted: nobody is asked
 
     _rewrite(tmp_path, {"rollout": None})
     anyio.run(source.refresh)
-    inventory.rederiving.join(timeout=30)
     samples = parse_samples(hub.exposition.body().decode())
     assert not series(samples, STUCK)
     assert tenant.target_agent_version == "18.0.2"
+    assert series(samples, TARGET_INFO) == [{"tenant": "t", "version": "18.0.2"}]
 
 
 def _binary_agent(name: str, version: str, group: str) -> dict[str, Any]:
@@ -294,7 +293,6 @@ def test_a_rollout_landing_during_the_fleets_derivation_is_not_lost(
     notice and derive again, or the stuck counts stay missing until the next inventory run."""
     hub, _ = _source(tmp_path, {"rollout": None})
     tenant = hub.tenants["t"]
-    inventory = InventorySource(hub, tenant)
     tenant.ping = PingInfo(server_version="18.1.4", auto_update=AutoUpdate(agent_version="18.0.2"))
     rollout = parse_rollout(
         json.dumps(
@@ -321,12 +319,13 @@ def test_a_rollout_landing_during_the_fleets_derivation_is_not_lost(
         view = real(*args)
         if tenant.rollout is None:
             tenant.rollout = rollout
-            hub.versions_changed(tenant)  # as the rollout source does; no fleet to re-derive yet
+            hub.changed(tenant)  # as the rollout source does, while the fleet is being derived
         return view
 
-    monkeypatch.setattr("exporter.fleet.source.derive_fleet", rollout_lands_meanwhile)
+    monkeypatch.setattr("exporter.derivations.derive_fleet", rollout_lands_meanwhile)
     records = [_binary_agent("a", "18.1.4", "dev"), _binary_agent("b", "18.0.2", "dev")]
-    inventory._publish(parse_inventory(json.dumps(records).encode()).instances)
+    tenant.inventory = parse_inventory(json.dumps(records).encode()).instances
+    hub.changed(tenant)
     assert calls == [False, True]
     samples = parse_samples(hub.exposition.body().decode())
     assert value(samples, STUCK, tenant="t", group="dev") == 1

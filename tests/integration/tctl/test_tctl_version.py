@@ -15,6 +15,7 @@ from exporter.check.collect import run_check
 from exporter.config import Settings
 from exporter.core.errors import SourceError
 from exporter.core.state import Hub
+from exporter.derivations import attach_derivers
 from exporter.probe.model import PingInfo
 from exporter.simulator.demo import demo_config, start_simulator
 from exporter.simulator.fake_tctl import write_fake_tctl
@@ -72,7 +73,7 @@ def _source(tmp_path: Path, version: str) -> tuple[Hub, TctlVersionSource]:
             }
         ],
     )
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     return hub, TctlVersionSource(hub, hub.tenants["t"], TctlVersions(hub))
 
 
@@ -88,13 +89,13 @@ def test_two_majors_behind_is_incompatible_and_warned(
 
     tenant.ping = PingInfo(server_version="18.1.4")
     with caplog.at_level(logging.WARNING):
-        hub.versions_changed(tenant)  # the verdict follows the new control plane at once
+        hub.changed(tenant)  # the verdict follows the new control plane at once
     samples = parse_samples(hub.exposition.body().decode())
     assert value(samples, COMPATIBLE, tenant="t") == 0
     assert "tctl 16.4.9 is not supported by control plane 18.1.4" in caplog.text
 
     tenant.ping = PingInfo(server_version="17.0.1")  # the control plane's major changes
-    hub.versions_changed(tenant)
+    hub.changed(tenant)
     assert value(parse_samples(hub.exposition.body().decode()), COMPATIBLE, tenant="t") == 1
 
 

@@ -18,8 +18,8 @@ from exporter.core.logs import RateLimit
 from exporter.exposition.body import Exposition
 from exporter.web import config as webconfig
 from exporter.web.config import BCRYPT_MAX_PASSWORD, HASH_WORKERS, BasicAuth, WebConfig
-from exporter.web.guard import FailureLimiter
-from exporter.web.server import App, _Server, bind, build_server
+from exporter.web.guard import FailureLimiter, QuietServer
+from exporter.web.server import App, bind, build_server
 from tests.conftest import parse_samples, value
 
 HASH = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode()
@@ -260,7 +260,7 @@ class _Serving:
         self.exposition = Exposition()
         self.sock = bind("127.0.0.1:0")
         self.server = build_server(App(self.exposition, lambda: True, auth), web, 1.0, **limits)
-        assert isinstance(self.server, _Server)
+        assert isinstance(self.server, QuietServer)
         self.thread = threading.Thread(
             target=lambda: anyio.run(lambda: self.server.serve(sockets=[self.sock])), daemon=True
         )

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.core.versions import MAX_RAW_LENGTH, Version, major_of, normalise, parse
+from exporter.core.versions import Version, major_of, normalise, parse
+from exporter.vocab import MAX_LABEL_VALUE, cap_label
 
 
 @pytest.mark.parametrize(
@@ -52,7 +53,7 @@ def test_version_text_is_normalised() -> None:
     assert str(parse("v18.1.4")) == "18.1.4"
     assert normalise("v18.1.4") == "18.1.4"
     assert normalise("vendor") == "vendor"  # a v that does not start a version is kept
-    assert normalise("x" * 500) == "x" * MAX_RAW_LENGTH
+    assert normalise("x" * 500) == cap_label("x" * 500)
     assert parse("\u0661\u0668.1.4") is None  # Arabic-Indic digits are not a version
 
 
@@ -65,7 +66,7 @@ def test_major_of() -> None:
 @given(st.text(max_size=200))
 def test_never_crashes_and_stays_bounded(text: str) -> None:
     label = normalise(text)
-    assert len(label) <= MAX_RAW_LENGTH
+    assert len(label) <= MAX_LABEL_VALUE
     version = parse(text)
     if version is not None:
         assert parse(str(version)) == version

@@ -18,6 +18,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter import vocab
 from exporter.core import catalogue as m
 from exporter.core.scheduler import next_delay
 from exporter.core.source import Source
@@ -25,13 +26,12 @@ from exporter.exposition import body as exposition_module
 from exporter.exposition import gzip_parts as gzipparts
 from exporter.exposition import memtrim
 from exporter.exposition.body import (
-    MAX_LABEL_VALUE,
     Exposition,
-    cap_label_value,
     escape_label_value,
     format_value,
     rendered_gauge,
 )
+from exporter.vocab import MAX_LABEL_VALUE, cap_label
 from tests.conftest import parse_samples, value
 from tests.exposition_fixtures import tenant_families
 
@@ -40,7 +40,7 @@ def test_same_family_from_two_tenants_has_one_header() -> None:
     exposition = Exposition()
     exposition.update(("probe", "a"), [m.PROBE_SUCCESS.single(["a"], 1)])
     exposition.update(
-        ("status",), [m.STATUS_INDICATOR.state_set([(["p"], "none")], m.STATUS_INDICATORS)]
+        ("status",), [m.STATUS_INDICATOR.state_set([(["p"], "none")], vocab.STATUS_INDICATORS)]
     )
     exposition.update(("probe", "b"), [m.PROBE_SUCCESS.single(["b"], 0)])
     text = exposition.body().decode()
@@ -304,7 +304,7 @@ def test_long_label_values_are_capped_and_stay_distinct() -> None:
     ids = sorted(dict(labels)["id"] for _, labels in samples)
     assert len(ids) == 4 and all(len(i) <= MAX_LABEL_VALUE for i in ids)
     assert "short" in ids and len({i for i in ids if i.startswith("hhh")}) == 3
-    assert cap_label_value(prefix + "a") in ids
+    assert cap_label(prefix + "a") in ids
 
 
 def test_a_series_exported_by_two_keys_appears_once() -> None:

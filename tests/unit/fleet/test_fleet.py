@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from exporter.core.versions import MAX_RAW_LENGTH, Version
+from exporter.core.versions import Version
 from exporter.exposition.body import Exposition
 from exporter.fleet.derive import (
-    MAX_LABEL_LENGTH,
     FleetView,
     VersionSummary,
     classify,
@@ -35,6 +34,7 @@ from exporter.fleet.model import (
 from exporter.rollout.groups import plan_groups
 from exporter.rollout.model import parse_rollout
 from exporter.simulator.fleetgen import generate_inventory, generate_rollout
+from exporter.vocab import MAX_LABEL_VALUE, cap_label
 from tests.conftest import Samples, parse_samples, series, value
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "inventory_small.json"
@@ -328,8 +328,10 @@ def test_per_agent_metrics_off_keeps_aggregates() -> None:
 def test_long_upstream_strings_are_capped() -> None:
     record = _record("a", "x" * 500, services=("S" * 500,), hostname="h" * 500, upgrader="u" * 500)
     agent = derive_fleet(_instances([record]), "18.0.0", None).agents[0]
-    assert agent.version == "x" * MAX_RAW_LENGTH
-    assert len(agent.hostname) == len(agent.services) == len(agent.upgrader) == MAX_LABEL_LENGTH
+    assert agent.version == cap_label("x" * 500)
+    assert agent.hostname == cap_label("h" * 500) and agent.upgrader == cap_label("u" * 500)
+    assert agent.services == cap_label("S" * 500)
+    assert len(agent.hostname) == MAX_LABEL_VALUE
 
 
 def test_empty_fleet() -> None:

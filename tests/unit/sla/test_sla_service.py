@@ -22,6 +22,7 @@ from exporter.config import (
 )
 from exporter.core.clock import ManualClock
 from exporter.core.state import Hub
+from exporter.derivations import attach_derivers
 from exporter.sla.ledger import Ledger
 from exporter.sla.report import build_report, format_text, main_report
 from exporter.sla.service import FRESH_INTERVALS, SlaService
@@ -95,7 +96,7 @@ OUTAGE = set(range(60, 67))  # 7 minutes, 13:00 to 13:07
 
 
 def test_nothing_observed_is_not_full_uptime(settings: Settings, ledger: Ledger) -> None:
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     clock = ManualClock(T0)
     service = SlaService(hub, ledger, clock)
     service.publish()
@@ -114,7 +115,7 @@ def test_nothing_observed_is_not_full_uptime(settings: Settings, ledger: Ledger)
 
 
 def test_scripted_outage(settings: Settings, ledger: Ledger) -> None:
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     clock = ManualClock(T0)
     service = SlaService(hub, ledger, clock)
     probe_minutes(service, clock, ["t"], 97, OUTAGE)
@@ -184,7 +185,7 @@ def test_maintenance_window_excluded_when_configured_and_counted_otherwise(
 ) -> None:
     settings = make_settings(tmp_path, tenant("ex", exclude=True), tenant("in", exclude=False))
     ledger = Ledger.open(settings.state_dir)
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     # Scheduled 13:00-13:03: the first 3 of the 7 outage minutes.
     hub.status_at = T0 + 3600  # the page confirmed it as the outage began
     hub.status = _status(
@@ -241,7 +242,7 @@ def test_in_maintenance(
     offset_end: int | None,
     expected: bool,
 ) -> None:
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     service = SlaService(hub, None, ManualClock(T0))
     assert not service.in_maintenance(T0)
     hub.status_at = T0
@@ -257,7 +258,7 @@ def test_in_maintenance(
 
 
 def test_naive_maintenance_times_are_utc(settings: Settings) -> None:
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     naive = _at(T0).replace(tzinfo=None)
     hub.status_at = T0
     hub.status = _status(
@@ -274,13 +275,15 @@ def test_naive_maintenance_times_are_utc(settings: Settings) -> None:
 def test_restart_keeps_the_month_and_the_gap_is_unobserved(settings: Settings) -> None:
     clock = ManualClock(T0)
     first = Ledger.open(settings.state_dir)
-    probe_minutes(SlaService(Hub(settings), first, clock), clock, ["t"], 67, OUTAGE)
+    probe_minutes(
+        SlaService(attach_derivers(Hub(settings)), first, clock), clock, ["t"], 67, OUTAGE
+    )
     first.close()
 
     # A new process two hours later: nothing probed yet, the month so far is already there.
     clock.set(T0 + 67 * 60 + 7200)
     second = Ledger.open(settings.state_dir)
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     service = SlaService(hub, second, clock)
     service.publish()
     assert value(hub, 'teleport_cloud_sla_downtime_seconds{tenant="t"}') == 420.0
@@ -293,7 +296,7 @@ def test_restart_keeps_the_month_and_the_gap_is_unobserved(settings: Settings) -
 
 
 def test_month_rollover_through_the_service(settings: Settings, ledger: Ledger) -> None:
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     clock = ManualClock(DEC_2026 - 120)
     service = SlaService(hub, ledger, clock)
     for at in (DEC_2026 - 120, DEC_2026 - 60):
@@ -315,7 +318,7 @@ def test_month_rollover_through_the_service(settings: Settings, ledger: Ledger) 
 
 
 def test_clock_stepping_back_is_counted_where_it_lands(settings: Settings, ledger: Ledger) -> None:
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     clock = ManualClock(T0)
     service = SlaService(hub, ledger, clock)
     service.record_probe("t", T0, False)
@@ -338,7 +341,7 @@ def test_database_errors_are_counted_and_do_not_raise(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     ledger = Ledger.open(settings.state_dir)
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     clock = ManualClock(T0)
     service = SlaService(hub, ledger, clock)
     for operation in ("record", "read", "prune"):
@@ -362,7 +365,7 @@ def test_database_errors_are_counted_and_do_not_raise(
 
 
 def test_disabled_ledger_does_nothing(settings: Settings) -> None:
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     service = SlaService(hub, None, ManualClock(T0))
     service.record_probe("t", T0, False)
     service.publish()
@@ -378,7 +381,7 @@ def anyio_backend() -> str:
 async def test_run_publishes_and_prunes(settings: Settings, ledger: Ledger) -> None:
     old = NOV_2026 - 400 * 86400  # more than 13 months before November 2026
     ledger.record_probe("t", old, False, False)
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     clock = ManualClock(T0)
     service = SlaService(hub, ledger, clock, publish_interval=0.01)
     await service.record("t", T0, False)
@@ -440,7 +443,7 @@ def test_maintenance_exclusion_follows_the_components_filter(
         status_page={"url": "", "components": ["auth00000001", "Proxy US"]},
         tenants=[tenant("t")],
     )
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     hub.status_at = T0
     hub.status = _status(
         Maintenance(
@@ -455,7 +458,7 @@ def test_maintenance_exclusion_follows_the_components_filter(
 def test_a_stale_summary_excuses_nothing(settings: Settings) -> None:
     """While the page is unreachable its last "in progress" ages out: only fresh evidence
     (at most FRESH_INTERVALS of the page's intervals old) excludes a minute."""
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     hub.status = _status(Maintenance(id="m", status="in_progress"))
     service = SlaService(hub, None, ManualClock(T0))
     assert not service.in_maintenance(T0), "a summary never confirmed is no evidence"

@@ -11,10 +11,11 @@ import anyio
 import pytest
 import trustme
 
-from exporter.app import build_sources
 from exporter.config import Settings
 from exporter.core.errors import SourceError
 from exporter.core.state import Hub
+from exporter.derivations import attach_derivers
+from exporter.sources import build_sources
 from exporter.tctl.identity import IdentityError, certificate_blocks, leaf_expiry, read_expiry
 from exporter.tctl.identity_source import IdentitySource
 from tests.conftest import parse_samples, value
@@ -77,7 +78,7 @@ def _source(tmp_path: Path, identity: Path) -> tuple[Hub, IdentitySource]:
             {"proxy": "127.0.0.1:3080", "name": "t", "inventory": {"identity_file": identity}}
         ],
     )
-    hub = Hub(settings)
+    hub = attach_derivers(Hub(settings))
     return hub, IdentitySource(hub, hub.tenants["t"])
 
 
@@ -146,6 +147,6 @@ def test_one_identity_source_per_tenant_with_inventory(tmp_path: Path) -> None:
             },
         ],
     )
-    kinds = [(s.kind, s.target) for s in build_sources(Hub(settings), None)]
+    kinds = [(s.kind, s.target) for s in build_sources(attach_derivers(Hub(settings)), None)]
     assert ("identity", "a") in kinds
     assert ("identity", "b") not in kinds
