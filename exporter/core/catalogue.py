@@ -587,6 +587,22 @@ SLA_BURN_RATE = _family(
     "tenant",
     "window",
 )
+SLA_WINDOW_OBSERVED = _family(
+    "sla",
+    "sla_window_observed_seconds",
+    "gauge",
+    "Observed seconds of a burn-rate window: the coverage its burn rate rests on.",
+    "tenant",
+    "window",
+)
+SLA_WINDOW_DOWNTIME = _family(
+    "sla",
+    "sla_window_downtime_seconds",
+    "gauge",
+    "Down seconds of a burn-rate window, counted as in the burn rate.",
+    "tenant",
+    "window",
+)
 SLA_BREACHED = _family(
     "sla",
     "sla_breached",

@@ -135,7 +135,7 @@ def test_cluster_job_and_tenant_variables(dashboard: tuple[str, dict[str, Any]])
         assert match, variable["query"]
         assert match.group(1) in {f.name for f in CATALOGUE}
     # the job variable offers the jobs the rules select
-    assert 'job=~".*teleport-cloud-exporter.*"' in variables["job"]["query"]
+    assert 'job=~"(.+/)?teleport-cloud-exporter"' in variables["job"]["query"]
 
 
 def test_no_hard_coded_datasource_uid(dashboard: tuple[str, dict[str, Any]]) -> None:

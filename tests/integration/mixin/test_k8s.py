@@ -302,8 +302,12 @@ def test_rules_take_the_best_replica_of_the_probe() -> None:
     for name, expr in ratios.items():
         # the least-failing replica per tenant, from each replica's own counters
         assert re.match(r"min by \(cluster, job, tenant\) \(instance_tenant:", expr), name
-    downtime = records["tenant:teleport_cloud_sla_downtime_seconds:min"]
-    assert downtime.startswith("min by (cluster, job, tenant) (teleport_cloud_sla_downtime_seconds")
+    # the SLA from the replica that observed the tenant most
+    downtime = records["tenant:teleport_cloud_sla_downtime_seconds:best"]
+    assert downtime.startswith(
+        "min by (cluster, job, tenant) (\n  teleport_cloud_sla_downtime_seconds"
+    )
+    assert "instance_tenant:teleport_cloud_sla_observed_seconds:most" in downtime
 
 
 @pytest.mark.parametrize("target", TARGETS)
