@@ -2,14 +2,19 @@
 #
 # teleport-cloud-exporter image: the exporter in a virtualenv on Python 3.11 (Debian 12), plus the
 # Teleport Enterprise `tctl` it runs for `tctl inventory ls`. Build:
-#   docker build -t teleport-cloud-exporter:0.1.0 .
+#   docker build --build-arg TELEPORT_DIGEST="$(crane digest \
+#     public.ecr.aws/gravitational/teleport-ent-distroless:18.1.4)" -t teleport-cloud-exporter:0.1.0 .
+# Every base image is pinned by digest: a tag can be re-pointed, a digest cannot. Teleport's digest
+# has no default and must be given (the build stops at its FROM otherwise); refresh the Python one
+# with `crane digest python:3.11.14-slim-bookworm` when moving to a new patch release.
 # Keep TELEPORT_VERSION at the tenants' major version (or one below): tctl must not be newer than
 # the cluster it talks to. Every base image is a build argument, so a build can substitute
 # mirrored or stand-in images (tests/system/test_container.py builds with stand-ins made from Debian).
 
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 ARG TELEPORT_IMAGE=public.ecr.aws/gravitational/teleport-ent-distroless
 ARG TELEPORT_VERSION=18.1.4
+ARG TELEPORT_DIGEST=sha256-required--see-the-Dockerfile-header
 
 # --- 1. the virtualenv: locked, hash-checked dependencies, then the project's wheel -------------
 FROM ${PYTHON_IMAGE} AS build
@@ -18,19 +23,24 @@ ARG PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
-# requirements.lock pins every distribution with its sha256 (scripts/lock.py): two builds a month
-# apart install the same bytes, or the build fails.
-COPY requirements.lock ./
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --require-hashes --only-binary=:all: -r requirements.lock
+# Both locks pin every distribution with its sha256 (scripts/lock.py): two builds a month apart
+# install the same bytes, or the build fails. The build backend (setuptools, wheel) lives in its
+# own virtualenv, hash-checked too, and never reaches the served one; the served virtualenv is
+# made without pip and filled by the build virtualenv's pip (`--python`).
+COPY requirements.lock requirements-build.lock ./
+RUN python -m venv /opt/build \
+    && /opt/build/bin/pip install --require-hashes --only-binary=:all: -r requirements-build.lock \
+    && python -m venv --without-pip /opt/venv \
+    && /opt/build/bin/pip --python /opt/venv/bin/python install \
+       --require-hashes --only-binary=:all: -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
-RUN /opt/venv/bin/pip wheel --no-deps -w /dist . \
-    && /opt/venv/bin/pip install --no-deps --no-index /dist/*.whl \
-    && /opt/venv/bin/pip check
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation -w /dist . \
+    && /opt/build/bin/pip --python /opt/venv/bin/python install --no-deps --no-index /dist/*.whl \
+    && /opt/build/bin/pip --python /opt/venv/bin/python check
 
 # --- 2. tctl from Teleport's own image (same Debian 12 glibc as the Python base) ----------------
-FROM ${TELEPORT_IMAGE}:${TELEPORT_VERSION} AS teleport
+FROM ${TELEPORT_IMAGE}:${TELEPORT_VERSION}@${TELEPORT_DIGEST} AS teleport
 
 # --- 3. runtime ----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
@@ -45,11 +55,22 @@ LABEL org.opencontainers.image.title="teleport-cloud-exporter" \
 
 # tini as PID 1 reaps what tctl's killed process group leaves behind (the exporter kills the
 # whole group on timeout; orphans are re-parented to PID 1, which must wait for them).
+# No package installer at run time: the base's pip, setuptools and wheel go, and so do the
+# wheels ensurepip and Debian keep to install pip again.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends tini \
     && apt-get clean \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* \
+    && site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+    && bundled="$(python -c 'import ensurepip, os; print(os.path.dirname(ensurepip.__file__))')/_bundled" \
+    && for dir in "$site" /usr/lib/python3/dist-packages; do \
+         rm -rf "$dir"/pip "$dir"/pip-* "$dir"/setuptools "$dir"/setuptools-* "$dir"/wheel \
+           "$dir"/wheel-* "$dir"/pkg_resources "$dir"/_distutils_hack "$dir"/distutils-precedence.pth; \
+       done \
+    && rm -rf /usr/local/bin/pip /usr/local/bin/pip3* /usr/bin/pip /usr/bin/pip3* \
+       /usr/share/python-wheels "$bundled" \
+    && if python -c 'import pip' 2>/dev/null; then echo "pip is still importable" >&2; exit 1; fi
 
 # A fixed non-root UID/GID (65532, as distroless' "nonroot"), shared with the tbot sidecar so the
 # exporter can read the identity file tbot writes with mode 0600.

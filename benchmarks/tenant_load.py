@@ -21,7 +21,6 @@ from typing import Any
 
 import anyio
 
-from exporter.app import build_sources, close_sources
 from exporter.config import Settings
 from exporter.core.scheduler import Runtime
 from exporter.core.source import Source
@@ -29,6 +28,7 @@ from exporter.core.state import Hub
 from exporter.derivations import attach_derivers
 from exporter.simulator.demo import demo_config, start_simulator, tctl_scenario
 from exporter.simulator.fake_tctl import write_fake_tctl
+from exporter.sources import build_sources, close_sources
 
 CEILING_MB = 50.0
 LOCAL = frozenset({"identity", "tctl_version"})

@@ -27,48 +27,15 @@ from exporter.core.scheduler import Runtime
 from exporter.core.source import Source
 from exporter.core.state import Hub
 from exporter.derivations import attach_derivers
-from exporter.fleet.source import InventorySource
-from exporter.probe.source import PingSource, ProbeRecorder
-from exporter.rollout.agent_report_source import AgentReportSource
-from exporter.rollout.maintenance_config_source import MaintenanceConfigSource
-from exporter.rollout.source import RolloutSource
-from exporter.rollout.version_channel import VersionChannelSource
 from exporter.sla.ledger import Ledger, LedgerError
 from exporter.sla.service import SlaService
-from exporter.status_page.source import StatusPageSource
-from exporter.tctl.identity_source import IdentitySource
-from exporter.tctl.version_source import TctlVersions, TctlVersionSource
+from exporter.sources import build_sources, close_sources
 from exporter.web.config import BasicAuth, WebConfig
 from exporter.web.server import App, PageCache, bind, build_server
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 3.0
-
-
-def build_sources(hub: Hub, record: ProbeRecorder | None) -> list[Source]:
-    """One source per enabled subject: a probe per tenant, fleet (with the expiry of the
-    identity tctl uses) and rollout when enabled, and the status page when it has a URL."""
-    sources: list[Source] = []
-    tctl_versions = TctlVersions(hub)
-    for tenant in hub.tenants.values():
-        sources.append(PingSource(hub, tenant, record))
-        if tenant.config.version_channel.enabled:
-            sources.append(VersionChannelSource(hub, tenant))
-        if tenant.config.inventory.enabled:
-            sources.append(InventorySource(hub, tenant))
-            sources.append(IdentitySource(hub, tenant))
-        if tenant.config.rollout.enabled:
-            sources.append(RolloutSource(hub, tenant))
-        if tenant.config.uses_tctl:
-            if tenant.config.agent_report.enabled:
-                sources.append(AgentReportSource(hub, tenant))
-            if tenant.config.maintenance_config.enabled:
-                sources.append(MaintenanceConfigSource(hub, tenant))
-            sources.append(TctlVersionSource(hub, tenant, tctl_versions))
-    if hub.settings.status_page.url:
-        sources.append(StatusPageSource(hub, hub.settings.status_page))
-    return sources
 
 
 class Readiness:
@@ -89,12 +56,6 @@ class Readiness:
     def __call__(self) -> bool:
         listening = self._server.started and not self._server.should_exit
         return listening and (self._ledger_open or not self._needs_ledger)
-
-
-async def close_sources(sources: Sequence[Source]) -> None:
-    with anyio.CancelScope(shield=True):
-        for source in sources:
-            await source.aclose()
 
 
 async def _stop_on_signal(

@@ -259,7 +259,13 @@ def _serve(args: argparse.Namespace) -> int:
     if args.demo:
         if args.config:
             raise ConfigError(DEMO_WITH_CONFIG)
-        from exporter.simulator.demo import run_demo
+        try:
+            from exporter.simulator.demo import run_demo
+        except ModuleNotFoundError as exc:  # trustme: an extra, left out of the served image
+            raise ConfigError(
+                f"--demo needs the demo extra ({exc.name} is missing): "
+                "pip install 'teleport-cloud-exporter[demo]'"
+            ) from None
 
         return run_demo(args.listen_address or DEFAULT_LISTEN_ADDRESS, args.web_config)
     settings = _load(args, listen_address=args.listen_address)

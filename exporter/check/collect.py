@@ -19,7 +19,6 @@ from typing import TextIO
 
 import anyio
 
-from exporter.app import build_sources, close_sources
 from exporter.check.findings import Assessment, assess_all
 from exporter.check.observe import observe
 from exporter.check.render import render_text
@@ -33,6 +32,7 @@ from exporter.fleet.derive import FleetView
 from exporter.probe.source import PingSource
 from exporter.sla.derive import MonthToDate, down_intervals, month_bounds, summarize
 from exporter.sla.ledger import Ledger, LedgerError
+from exporter.sources import build_sources, close_sources
 
 
 async def _collect(

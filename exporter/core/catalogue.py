@@ -587,6 +587,22 @@ SLA_BURN_RATE = _family(
     "tenant",
     "window",
 )
+SLA_WINDOW_OBSERVED = _family(
+    "sla",
+    "sla_window_observed_seconds",
+    "gauge",
+    "Observed seconds of a burn-rate window: the coverage its burn rate rests on.",
+    "tenant",
+    "window",
+)
+SLA_WINDOW_DOWNTIME = _family(
+    "sla",
+    "sla_window_downtime_seconds",
+    "gauge",
+    "Down seconds of a burn-rate window, counted as in the burn rate.",
+    "tenant",
+    "window",
+)
 SLA_BREACHED = _family(
     "sla",
     "sla_breached",
@@ -636,8 +652,10 @@ WEB_CLOSED = _family(
     "web_connections_closed",
     "counter",
     "Connections to the exporter closed by its limits (over_limit: too many open connections; "
-    "header_timeout: request headers not complete in time; write_timeout: the client stopped "
-    "reading the answer).",
+    "address_limit: too many from one client address; handshake_timeout, handshake_failed: "
+    "TLS handshake not done in time, or refused; header_timeout: request headers not complete "
+    "in time; pipelined: too many requests queued behind an unanswered one; write_timeout: "
+    "the client stopped reading the answer).",
     "reason",
 )
 

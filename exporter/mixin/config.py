@@ -59,6 +59,10 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any], path: str = "") ->
             if not isinstance(value, Mapping):
                 raise MixinConfigError(f"{where}: expected a mapping")
             out[key] = _merge(base[key], value, where + ".")
+        elif isinstance(base[key], list):
+            if not isinstance(value, list):
+                raise MixinConfigError(f"{where}: expected a list")
+            out[key] = list(value)
         else:
             if isinstance(value, Mapping | list) or value is None:
                 raise MixinConfigError(f"{where}: expected a single value")
@@ -86,25 +90,77 @@ def promql_duration(total: int) -> str:
     return "".join(parts)
 
 
+# Windows over which the exporter exports SLA burn rates and their observed and down seconds.
+SLA_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+# Windows over which the recording rules compute the probe failure ratio.
+PROBE_WINDOWS = ("5m", "30m", "1h")
+
+
 @dataclass(frozen=True)
 class Thresholds:
     probe_failure_ratio: float
     probe_failing_for: str
+    partial_outage_ratio: float
+    partial_outage_window: str
+    partial_outage_for: str
     probe_latency_p95_seconds: float
+    probe_latency_for: str
     tls_warning_days: float
+    tls_warning_for: str
     tls_critical_days: float
+    tls_critical_for: str
     identity_expiry_seconds: int
+    identity_expiring_for: str
     upgrade_blocked_for: str
     agents_outdated_for: str
     agents_not_updating_for: str
     agents_not_enrolled_for: str
     group_stuck_for: str
+    unsupported_version_for: str
+    group_rolled_back_for: str
+    tctl_incompatible_for: str
+    tctl_one_major_behind_for: str
+    tctl_away_from_client_tools_for: str
+    status_incident_for: str
+    tenant_agent_limit: int
+    agent_limit_ratio: float
+    agent_limit_horizon: str
+    agent_growth_window: str
+    agent_limit_for: str
     budget_remaining_ratio: float
+    budget_low_for: str
     coverage_ratio: float
+    coverage_window: str
+    coverage_for: str
     projection_window: str
+    breach_projected_for: str
+    breached_for: str
     burn_min_downtime_seconds: int
+    burn_min_coverage_ratio: float
     source_down_for: str
+    source_replica_down_for: str
     source_stale_seconds: int
+    exporter_down_for: str
+    replica_down_for: str
+
+
+@dataclass(frozen=True)
+class BurnRateAlert:
+    """One multiwindow burn-rate ticket: both windows over `factor` times the sustainable rate."""
+
+    name: str
+    long_window: str
+    short_window: str
+    factor: float
+    duration: str
+
+
+@dataclass(frozen=True)
+class Dashboards:
+    refresh: str
+    tags: tuple[str, ...]
+    multi_cluster: bool
+    table_rows: int
 
 
 @dataclass(frozen=True)
@@ -114,11 +170,18 @@ class MixinConfig:
     runbook_url: str
     severities: dict[str, str]
     thresholds: Thresholds
+    burn_rate_alerts: tuple[BurnRateAlert, ...] = ()
+    dashboards: Dashboards = Dashboards("1m", ("teleport-cloud",), False, 50)
 
     @property
     def by(self) -> str:
         """The labels every tenant-level aggregate keeps: replicas share cluster and job."""
         return self.group("tenant")
+
+    @property
+    def replica(self) -> str:
+        """The labels that tell one exporter replica's series apart, tenant included."""
+        return self.group("instance", "tenant")
 
     def group(self, *labels: str) -> str:
         """`by`-list of an aggregate: the cluster label and `job`, then `labels`."""
@@ -128,16 +191,75 @@ class MixinConfig:
         return self.runbook_url.format(alert=alert, alert_lower=alert.lower())
 
 
-def parse_config(override: Mapping[str, Any] | None = None) -> MixinConfig:
-    data = _merge(default_config(), override or {})
+def _ratio(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise MixinConfigError(f"{key}: {value!r} is not a ratio in (0, 1]")
+    return float(value)
+
+
+def _window(value: Any, key: str, allowed: tuple[str, ...]) -> str:
+    text = promql_duration(seconds(value, key))
+    if text not in allowed:
+        raise MixinConfigError(
+            f"{key}: {value!r} is not a window the exporter exports ({', '.join(allowed)})"
+        )
+    return text
+
+
+def _thresholds(data: Mapping[str, Any]) -> Thresholds:
+    values = dict(data)
+    for key, value in values.items():
+        where = f"thresholds.{key}"
+        if key.endswith(("_for", "_window", "_horizon")):
+            promql_duration(seconds(value, where))  # validated; the text stays as written
+            values[key] = str(value)
+        elif key.endswith("_ratio"):
+            values[key] = _ratio(value, where)
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise MixinConfigError(f"{where}: {value!r} is not a positive number")
+    for key in ("coverage_window", "projection_window"):
+        values[key] = _window(values[key], f"thresholds.{key}", SLA_WINDOWS)
+    values["partial_outage_window"] = _window(
+        values["partial_outage_window"], "thresholds.partial_outage_window", PROBE_WINDOWS
+    )
     try:
-        thresholds = Thresholds(**data["thresholds"])
+        return Thresholds(**values)
     except TypeError as exc:  # a key of the defaults file missing from Thresholds, or vice versa
         raise MixinConfigError(f"thresholds: {exc}") from exc
-    for key in ("probe_failing_for", "upgrade_blocked_for", "agents_outdated_for",
-                "agents_not_updating_for", "agents_not_enrolled_for", "group_stuck_for",
-                "projection_window", "source_down_for"):  # fmt: skip
-        seconds(getattr(thresholds, key), f"thresholds.{key}")
+
+
+def _burn_rate_alerts(data: Mapping[str, Any]) -> tuple[BurnRateAlert, ...]:
+    out = []
+    for name, pair in data.items():
+        where = f"burn_rate_alerts.{name}"
+        long = _window(pair["long_window"], f"{where}.long_window", SLA_WINDOWS)
+        short = _window(pair["short_window"], f"{where}.short_window", SLA_WINDOWS)
+        if seconds(short) >= seconds(long):
+            raise MixinConfigError(f"{where}.short_window: {short} is not shorter than {long}")
+        factor = pair["factor"]
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or factor <= 0:
+            raise MixinConfigError(f"{where}.factor: {factor!r} is not a positive number")
+        duration = promql_duration(seconds(pair["for"], f"{where}.for"))
+        out.append(BurnRateAlert(str(name), long, short, float(factor), duration))
+    return tuple(out)
+
+
+def _dashboards(data: Mapping[str, Any]) -> Dashboards:
+    refresh = promql_duration(seconds(data["refresh"], "dashboards.refresh"))
+    tags = data["tags"]
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        raise MixinConfigError(f"dashboards.tags: {tags!r} is not a list of names")
+    rows = data["table_rows"]
+    if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= 500:
+        raise MixinConfigError(f"dashboards.table_rows: {rows!r} is not a count from 1 to 500")
+    if not isinstance(data["multi_cluster"], bool):
+        raise MixinConfigError("dashboards.multi_cluster: expected true or false")
+    return Dashboards(refresh, tuple(tags), data["multi_cluster"], rows)
+
+
+def parse_config(override: Mapping[str, Any] | None = None) -> MixinConfig:
+    data = _merge(default_config(), override or {})
+    thresholds = _thresholds(data["thresholds"])
     severities = {str(k): str(v) for k, v in data["severities"].items()}
     if set(severities) != {"page", "ticket", "info"}:
         raise MixinConfigError("severities: needs exactly page, ticket and info")
@@ -152,6 +274,8 @@ def parse_config(override: Mapping[str, Any] | None = None) -> MixinConfig:
         runbook_url=str(data["runbook_url"]),
         severities=severities,
         thresholds=thresholds,
+        burn_rate_alerts=_burn_rate_alerts(data["burn_rate_alerts"]),
+        dashboards=_dashboards(data["dashboards"]),
     )
 
 
@@ -193,7 +317,7 @@ class Rule:
             return out
         out = {"alert": self.name, "expr": self.expr}
         if self.duration:
-            out["for"] = self.duration
+            out["for"] = promql_duration(seconds(self.duration, f"{self.name}: for"))
         out["labels"] = {"severity": config.severities[self.severity], **self.labels}
         out["annotations"] = {
             "summary": self.summary,
@@ -267,7 +391,15 @@ def sel(config: MixinConfig, metric: str, *matchers: str) -> str:
     return metric + "{" + ", ".join([config.job_selector, *matchers]) + "}"
 
 
-def sustained(config: MixinConfig, series: str, condition: str, duration: str, by: str) -> str:
+def sustained(
+    config: MixinConfig,
+    series: str,
+    condition: str,
+    duration: str,
+    by: str,
+    *,
+    existed: str | None = None,
+) -> str:
     """`series <condition>` held at every 5-minute step of the last `duration`, restart-proof.
 
     `min_over_time` over a subquery skips the steps where the series is absent (a pod being
@@ -277,6 +409,8 @@ def sustained(config: MixinConfig, series: str, condition: str, duration: str, b
     window's start delays the alert by the gap's length, no more.)
     """
     window = promql_duration(seconds(duration))
+    inner = series if existed is None else f"({series})"
     return (
-        f"min_over_time({series}[{window}:5m]) {condition}\nand on ({by})\n{series} offset {window}"
+        f"min_over_time({inner}[{window}:5m]) {condition}\nand on ({by})\n"
+        f"{existed or series} offset {window}"
     )

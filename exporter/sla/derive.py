@@ -91,6 +91,10 @@ class SlaSummary:
     """1 - downtime / observed; None while nothing was observed (no data is not 100 %)."""
     budget_remaining_ratio: float
     burn_rates: dict[str, float] = field(default_factory=dict)
+    window_observed: dict[str, int] = field(default_factory=dict)
+    """Observed seconds of each burn-rate window: what its burn rate was computed from."""
+    window_downtime: dict[str, int] = field(default_factory=dict)
+    """Down seconds of each burn-rate window, counted as in the burn rate."""
     breached: bool = False
 
 
@@ -159,6 +163,30 @@ def _counts_as_down(minute: MinuteRecord, exclude_maintenance: bool) -> bool:
     return classify(minute) == "down" and not (exclude_maintenance and minute.maintenance)
 
 
+def window_counts(
+    minutes: Iterable[MinuteRecord],
+    window_seconds: int,
+    now: float,
+    *,
+    exclude_maintenance: bool = True,
+) -> tuple[int, int]:
+    """(observed minutes, down minutes) of the trailing window.
+
+    The window holds the `window_seconds / 60` most recent minutes, the one in progress included
+    (it has counted probes only once it has probes; until then it is unobserved like any gap).
+    Minutes after `now` (left by a clock that stepped back) are outside every window.
+    """
+    current = minute_floor(now)
+    first = current - window_seconds + MINUTE
+    observed = down = 0
+    for minute in minutes:
+        if first <= minute.minute_start <= current and minute.probes > 0:
+            observed += 1
+            if _counts_as_down(minute, exclude_maintenance):
+                down += 1
+    return observed, down
+
+
 def burn_rate(
     minutes: Iterable[MinuteRecord],
     window_seconds: int,
@@ -169,20 +197,16 @@ def burn_rate(
 ) -> float:
     """(down minutes / observed minutes) / (1 - objective) over the trailing window.
 
-    The window holds the `window_seconds / 60` most recent minutes, the one in progress included
-    (it has counted probes only once it has probes; until then it is unobserved like any gap).
-    Minutes after `now` (left by a clock that stepped back) are outside every window.
     Nothing observed gives 0: there is no evidence of burn, and an alert on burn rate must not
-    fire because the exporter was down; coverage is for `observed` and `source_up` to show.
+    fire because the exporter was down; coverage is for the window's observed seconds to show.
     """
-    current = minute_floor(now)
-    first = current - window_seconds + MINUTE
-    observed = down = 0
-    for minute in minutes:
-        if first <= minute.minute_start <= current and minute.probes > 0:
-            observed += 1
-            if _counts_as_down(minute, exclude_maintenance):
-                down += 1
+    observed, down = window_counts(
+        minutes, window_seconds, now, exclude_maintenance=exclude_maintenance
+    )
+    return _rate(observed, down, objective)
+
+
+def _rate(observed: int, down: int, objective: float) -> float:
     if observed == 0:
         return 0.0
     return float(Decimal(down) / Decimal(observed) / _allowed_fraction(objective))
@@ -225,8 +249,8 @@ def summarize(
     # Burn windows look at 3 days at most: scan the month once, then only that tail per window.
     current = minute_floor(now)
     recent = [m for m in records if current - LONGEST_WINDOW < m.minute_start <= current]
-    rates = {
-        window: burn_rate(recent, seconds, now, objective, exclude_maintenance=exclude_maintenance)
+    counts = {
+        window: window_counts(recent, seconds, now, exclude_maintenance=exclude_maintenance)
         for window, seconds in WINDOW_SECONDS.items()
     }
     return SlaSummary(
@@ -239,7 +263,9 @@ def summarize(
         observed=observed_seconds,
         uptime_ratio=uptime,
         budget_remaining_ratio=1.0 - downtime / budget,
-        burn_rates=rates,
+        burn_rates={w: _rate(obs, down, objective) for w, (obs, down) in counts.items()},
+        window_observed={w: obs * MINUTE for w, (obs, _) in counts.items()},
+        window_downtime={w: down * MINUTE for w, (_, down) in counts.items()},
         breached=downtime > budget,
     )
 

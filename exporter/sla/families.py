@@ -15,6 +15,9 @@ Series for a tenant `prod` at 99.9 %, one day into November 2026, its first 2 mi
     ... 30m 1h 2h 6h also 0.0: the outage is older than 6 hours
     teleport_cloud_sla_burn_rate{tenant="prod",window="1d"} 1.3888888888888888
     teleport_cloud_sla_burn_rate{tenant="prod",window="3d"} 1.3888888888888888
+    teleport_cloud_sla_window_observed_seconds{tenant="prod",window="1d"} 86400.0
+    teleport_cloud_sla_window_downtime_seconds{tenant="prod",window="1d"} 120.0
+    ... one of each per burn-rate window
     teleport_cloud_sla_breached{tenant="prod"} 0.0
 
 and, once per exporter (not per tenant), the ledger's health:
@@ -43,6 +46,8 @@ from exporter.core.catalogue import (
     SLA_PERIOD_END,
     SLA_PERIOD_START,
     SLA_UPTIME,
+    SLA_WINDOW_DOWNTIME,
+    SLA_WINDOW_OBSERVED,
 )
 from exporter.sla.derive import SlaSummary
 from exporter.vocab import BURN_WINDOWS, LEDGER_OPERATIONS
@@ -51,8 +56,12 @@ from exporter.vocab import BURN_WINDOWS, LEDGER_OPERATIONS
 def sla_families(tenant: str, summary: SlaSummary) -> list[Metric]:
     labels = [tenant]
     burn = SLA_BURN_RATE.new()
+    observed = SLA_WINDOW_OBSERVED.new()
+    downtime = SLA_WINDOW_DOWNTIME.new()
     for window in BURN_WINDOWS:
         burn.add_metric([tenant, window], summary.burn_rates.get(window, 0.0))
+        observed.add_metric([tenant, window], summary.window_observed.get(window, 0))
+        downtime.add_metric([tenant, window], summary.window_downtime.get(window, 0))
     return [
         SLA_OBJECTIVE.single(labels, summary.objective),
         SLA_PERIOD_START.single(labels, summary.period_start),
@@ -69,6 +78,8 @@ def sla_families(tenant: str, summary: SlaSummary) -> list[Metric]:
         ),
         SLA_BUDGET_REMAINING.single(labels, summary.budget_remaining_ratio),
         burn,
+        observed,
+        downtime,
         SLA_BREACHED.single(labels, 1.0 if summary.breached else 0.0),
     ]
 

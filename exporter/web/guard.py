@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -48,6 +49,8 @@ holds one per target, a kubelet one per probe."""
 MAX_PIPELINED = 4
 """Requests that may wait behind an unanswered one on a connection; past it the connection is
 closed. Prometheus never pipelines."""
+SEND_BUFFER = 256 * 1024
+"""Kernel send buffer of a connection (Linux doubles it for its bookkeeping)."""
 HANDSHAKE_TIMEOUT = 5.0
 """Seconds from accept to a finished TLS handshake."""
 HEADER_TIMEOUT = 10.0
@@ -191,6 +194,7 @@ class GuardedProtocol(HttpToolsProtocol):
     by_address: ClassVar[dict[str, int]]
 
     _raw: asyncio.Transport | None = None
+    _tls_layer: Any = None
     _handshake: asyncio.Task[None] | None = None
     _address = ""
     _header_timer: asyncio.TimerHandle | None = None
@@ -234,12 +238,20 @@ class GuardedProtocol(HttpToolsProtocol):
             victim._close("over_limit")
         self.accepted[self] = None
         self.by_address[self._address] = self.by_address.get(self._address, 0) + 1
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # A fixed send buffer: the kernel's autotuned one can take megabytes per connection
+            # that the client never reads, charged to the pod's memory; past this, the
+            # server's own flow control (and the write deadline) applies.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         return True
 
     def _refuse(self, transport: asyncio.Transport, reason: str) -> None:
         self._refused = True
         if self.counters is not None:
             self.counters.connection_closed(reason)
+        _reset_on_close(transport)
         transport.abort()
 
     async def _start_tls(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:
@@ -264,10 +276,31 @@ class GuardedProtocol(HttpToolsProtocol):
         if secure is None or raw.is_closing():
             self._forget()
             return
+        self._follow_socket_flow(raw)
         self.connection_made(secure)
         early, self._early = bytes(self._early), bytearray()
         if early:
             self.data_received(early)
+
+    def _follow_socket_flow(self, raw: asyncio.Transport) -> None:
+        """Pause the answer when the socket's own buffer is full, not only TLS's: asyncio's TLS
+        layer pauses the application on its unencrypted backlog alone and hands everything it
+        encrypted to the socket, so a client that never reads would make the whole body
+        buffer (megabytes) per connection."""
+        tls_layer: Any = raw.get_protocol()
+        pause, resume = tls_layer.pause_writing, tls_layer.resume_writing
+
+        def paused() -> None:
+            pause()
+            if not self.transport.is_closing():
+                self.pause_writing()
+
+        def resumed() -> None:
+            resume()
+            self.resume_writing()
+
+        tls_layer.pause_writing, tls_layer.resume_writing = paused, resumed
+        self._tls_layer = tls_layer
 
     def _forget(self) -> None:
         if self in self.accepted:
@@ -312,6 +345,10 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._tls_layer is not None:  # the hooks close a cycle: undo them, memory goes now
+            vars(self._tls_layer).pop("pause_writing", None)
+            vars(self._tls_layer).pop("resume_writing", None)
+            self._tls_layer = None
         self._forget()
         self._end_head()
         self._disarm_write_timer()
@@ -379,10 +416,13 @@ class GuardedProtocol(HttpToolsProtocol):
             self._close("header_timeout")
 
     def _close(self, reason: str) -> None:
+        self._forget()  # its slot is free now, not once the loop reports the close
         self._end_head()
         self._disarm_write_timer()
         if self.counters is not None:
             self.counters.connection_closed(reason)
+        if self._raw is not None:
+            _reset_on_close(self._raw)
         if self.transport is not None:
             self.transport.abort()
         elif self._raw is not None:
@@ -395,6 +435,15 @@ class GuardedProtocol(HttpToolsProtocol):
         for connection in list(cls.accepted):
             if connection._handshake is not None:
                 connection._handshake.cancel()
+
+
+def _reset_on_close(transport: asyncio.BaseTransport) -> None:
+    """Make the coming close a reset: otherwise the kernel keeps an answer the client never
+    reads queued (and the connection open) long after the exporter let go of it."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def guarded_protocol(

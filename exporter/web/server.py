@@ -42,6 +42,10 @@ INDEX = """<!doctype html>
 """
 
 
+WRITE_SLICE = 128 * 1024
+"""Largest single write of a body."""
+
+
 class PageCache:
     """The page at `/`, built at most once per change of the exporter's state (the
     exposition's generation), on the first request after it: a page nobody reads costs
@@ -196,7 +200,12 @@ async def _respond(
         await send({"type": "http.response.body", "body": b"" if head else body})
         return
     for batch in body.batches():
-        await send({"type": "http.response.body", "body": batch, "more_body": True})
+        # Slices (views, no copies): uvicorn waits for the socket between writes, so a client
+        # that stops reading holds at most a slice or two in memory, never a whole large part.
+        view = memoryview(batch)
+        for start in range(0, len(view), WRITE_SLICE):
+            piece = view[start : start + WRITE_SLICE]
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -768,4 +768,4 @@ def _long_ids(env: Env) -> str:
 
 
 # The cases of these modules register themselves on import.
-from tests.hostile import upstream, web  # noqa: E402, F401
+from tests.hostile import deployment, upstream, web  # noqa: E402, F401

@@ -14,7 +14,16 @@ Scenarios (one tenant each), all ending at the moment Prometheus starts:
 - short-outage: every probe failing for the last 3 minutes -> ProbeFailing pages;
 - blip: one down minute (probes and the exporter's burn rates at 99.9 %) -> no page, no ticket;
 - trend: 58 % of the budget spent, 3d burn rate 2, 20 days left -> SLABreachProjected tickets
-  while SLABreached stays silent.
+  while SLABreached stays silent;
+- stale: replica 1's inventory failed 24 hours ago with the fleet still blocked, replica 2 saw
+  the agents upgraded 22 hours ago -> no ControlPlaneUpgradeBlocked, and a SourceReplicaDown
+  ticket naming replica 1;
+- fresh: replica 2 was added 2 hours ago and saw no downtime; replica 1 observed the month and
+  its breach -> SLABreached tickets (the replica that observed most speaks);
+- thin: one down minute in 20 observed (a restarted exporter with a young ledger), burn rate 50
+  in every window -> no burn-rate ticket, no projected breach, a coverage ticket;
+- partial: 40 % of the probes failing for the last hour -> ProbePartialOutage pages while
+  ProbeFailing stays silent.
 
 Only `for:` durations are shortened (the unit tests in tests/rules/ pin them); expressions,
 labels, annotations and routing are the shipped ones.
@@ -67,13 +76,17 @@ def _labels(instance: str, **labels: str) -> dict[str, str]:
     return {"job": JOB, "instance": instance, "pod": "exporter-" + instance[-7:-6], **labels}
 
 
-def _probes(tenant: str, instance: str, down: Callable[[int], bool]) -> list[Series]:
-    """Probe counters of one replica: 4 probes a minute, failed while down(minute index)."""
+def _probes(
+    tenant: str, instance: str, down: Callable[[int], bool], share: float = 1.0
+) -> list[Series]:
+    """Probe counters of one replica: 4 probes a minute, `share` of them failed while
+    down(minute index)."""
     failed = [0.0]
     succeeded = [0.0]
     for minute in range(1, MINUTES):
-        failed.append(failed[-1] + (4 if down(minute) else 0))
-        succeeded.append(succeeded[-1] + (0 if down(minute) else 4))
+        lost = 4 * share if down(minute) else 0.0
+        failed.append(failed[-1] + lost)
+        succeeded.append(succeeded[-1] + 4 - lost)
     return [
         (
             "teleport_cloud_source_errors_total",
@@ -92,9 +105,46 @@ def _constant(value: float) -> Callable[[int], float]:
     return lambda i: value
 
 
-def _after_blip(value: float) -> Callable[[int], float]:
-    """The value from the down minute (2 minutes before the end) on, 0 before."""
-    return lambda i: value if i >= LAST - 2 else 0.0
+WINDOW_SECONDS = {
+    "5m": 300, "30m": 1800, "1h": 3600, "2h": 7200, "6h": 21600, "1d": 86400, "3d": 259200
+}  # fmt: skip
+
+
+def _after_blip(value: float) -> Callable[[int], float | None]:
+    """The value from the down minute (2 minutes before the end) on, no sample before."""
+    return lambda i: value if i >= LAST - 2 else None
+
+
+def _windows(
+    tenant: str, instance: str, objective: float, down: float, observed: Callable[[int], float]
+) -> list[Series]:
+    """The ledger's burn-rate windows: `down` seconds in each, observed(window seconds) of it."""
+    out: list[Series] = []
+    for window, length in WINDOW_SECONDS.items():
+        seen = observed(length)
+        labels = _labels(instance, tenant=tenant, window=window)
+        burn = (down / seen) / (1 - objective) if seen else 0.0
+        out += [
+            ("teleport_cloud_sla_burn_rate", labels, _constant(burn)),
+            ("teleport_cloud_sla_window_observed_seconds", labels, _constant(seen)),
+            ("teleport_cloud_sla_window_downtime_seconds", labels, _constant(down)),
+        ]
+    return out
+
+
+def _month(instance: str, tenant: str, end: int, **values: float) -> list[Series]:
+    """A replica's month: 0.999 objective, 20 days left, the given figures."""
+    figures = {
+        "objective_ratio": 0.999,
+        "error_budget_seconds": 2592.0,
+        "period_end_timestamp_seconds": float(end + 20 * 86400),
+        "period_start_timestamp_seconds": float(end - 10 * 86400),
+        **values,
+    }
+    return [
+        (f"teleport_cloud_sla_{name}", _labels(instance, tenant=tenant), _constant(value))
+        for name, value in figures.items()
+    ]
 
 
 def scenario(end: int) -> list[Series]:
@@ -123,39 +173,71 @@ def scenario(end: int) -> list[Series]:
     out += _probes("both-down", "10.0.0.2:10437", lambda i: i > LAST - 10)
     out += _probes("short-outage", "10.0.0.1:10437", lambda i: i > LAST - 3)
     out += _probes("blip", "10.0.0.1:10437", lambda i: i == LAST - 2)
-    # blip's ledger right after its down minute at 99.9 %: the 1h burn rate is 16.7.
-    burn = {"5m": 200.0, "30m": 33.3, "1h": 16.7, "2h": 8.33, "6h": 2.78, "1d": 0.694, "3d": 0.231}
-    for window, value in burn.items():
-        out.append(
-            (
-                "teleport_cloud_sla_burn_rate",
-                _labels("10.0.0.1:10437", tenant="blip", window=window),
-                _after_blip(value),
-            )
-        )
-    # trend: a 30-day month with 20 days left, 58 % of the budget spent, 3d burn rate 2.
-    sla = {
-        "objective_ratio": 0.999,
-        "error_budget_seconds": 2592.0,
-        "downtime_seconds": 1500.0,
-        "breached": 0.0,
-        "period_end_timestamp_seconds": float(end + 20 * 86400),
-    }
-    for name, value in sla.items():
-        out.append(
-            (
-                f"teleport_cloud_sla_{name}",
-                _labels("10.0.0.1:10437", tenant="trend"),
-                _constant(value),
-            )
-        )
-    out.append(
-        (
-            "teleport_cloud_sla_burn_rate",
-            _labels("10.0.0.1:10437", tenant="trend", window="3d"),
-            lambda i: 2.0,
-        )
+    # blip's ledger right after its down minute at 99.9 %, every window fully observed: the 1h
+    # burn rate is 16.7.
+    out += [
+        (name, labels, _after_blip(value(0) or 0.0))
+        for name, labels, value in _windows("blip", "10.0.0.1:10437", 0.999, 60, lambda w: w)
+    ]
+    # trend: a 30-day month with 20 days left, 58 % of the budget spent, 3d burn rate 2 on a
+    # fully observed window.
+    out += _month(
+        "10.0.0.1:10437", "trend", end, downtime_seconds=1500, observed_seconds=864000, breached=0
     )
+    out += [
+        ("teleport_cloud_sla_burn_rate", _labels("10.0.0.1:10437", tenant="trend", window="3d"),
+         _constant(2.0)),
+        ("teleport_cloud_sla_window_observed_seconds",
+         _labels("10.0.0.1:10437", tenant="trend", window="3d"), _constant(259200.0)),
+        ("teleport_cloud_sla_window_downtime_seconds",
+         _labels("10.0.0.1:10437", tenant="trend", window="3d"), _constant(518.4)),
+    ]  # fmt: skip
+    # stale: replica 1's inventory failed 24 hours ago and keeps its last data (blocked);
+    # replica 2's saw the agents upgraded 22 hours ago.
+    out += [
+        (
+            "teleport_cloud_control_plane_upgrade_blocked",
+            _labels("10.0.0.1:10437", tenant="stale"),
+            _constant(1.0),
+        ),
+        (
+            "teleport_cloud_source_up",
+            _labels("10.0.0.1:10437", source="inventory", target="stale"),
+            lambda i: 1.0 if i < LAST - 24 * 60 else 0.0,
+        ),
+        (
+            "teleport_cloud_control_plane_upgrade_blocked",
+            _labels("10.0.0.2:10437", tenant="stale"),
+            lambda i: 1.0 if i < LAST - 22 * 60 else 0.0,
+        ),
+        (
+            "teleport_cloud_source_up",
+            _labels("10.0.0.2:10437", source="inventory", target="stale"),
+            _constant(1.0),
+        ),
+    ]
+    # fresh: replica 1 observed 10 days and 50 down minutes (breached); replica 2, added 2 hours
+    # ago, saw nothing down.
+    out += _month(
+        "10.0.0.1:10437", "fresh", end, downtime_seconds=3000, observed_seconds=864000, breached=1
+    )
+    out += _month(
+        "10.0.0.2:10437", "fresh", end, downtime_seconds=0, observed_seconds=7200, breached=0
+    )
+    # thin: a young ledger, 20 minutes observed, one of them down: a burn rate of 50 in every
+    # window that would project 16.7 days of downtime by the month's end.
+    out += _month(
+        "10.0.0.1:10437", "thin", end, downtime_seconds=60, observed_seconds=1200, breached=0
+    )
+    out += _windows("thin", "10.0.0.1:10437", 0.999, 60, lambda w: min(w, 1200))
+    out += _probes("thin", "10.0.0.1:10437", lambda i: i == LAST - 2)
+    # partial: 40 % of the probes failing for the last hour.
+    out += _probes("partial", "10.0.0.1:10437", lambda i: i > LAST - 60, share=0.4)
+    # tbot sidecars are up: they must not stand in for the exporters.
+    out += [
+        ("up", {"job": JOB + "-tbot", "instance": ip}, _constant(1.0))
+        for ip in ("10.0.0.1:3001", "10.0.0.2:3001")
+    ]
     return out
 
 
@@ -272,6 +354,10 @@ EXPECTED = {
     ("TeleportCloudProbeFailing", "both-down"),
     ("TeleportCloudProbeFailing", "short-outage"),
     ("TeleportCloudSLABreachProjected", "trend"),
+    ("TeleportCloudSLABreached", "fresh"),
+    ("TeleportCloudProbePartialOutage", "partial"),
+    ("TeleportCloudSourceReplicaDown", ""),
+    ("TeleportCloudSLACoverageLow", "thin"),
 }
 
 
@@ -308,11 +394,30 @@ def test_scenarios_reach_alertmanager_as_expected(live: dict[str, Any]) -> None:
     # a projected breach tickets before the budget is gone
     assert firing[("TeleportCloudSLABreachProjected", "trend")][0] == ticket
     assert ("TeleportCloudSLABreached", "trend") not in firing
+    # a replica whose inventory failed a day ago does not keep a fixed fleet blocked, and is
+    # named in a ticket of its own
+    assert not [key for key in firing if key[1] == "stale"], firing.keys()
+    path, alert = firing[("TeleportCloudSourceReplicaDown", "")]
+    assert path == ticket
+    assert (alert["labels"]["instance"], alert["labels"]["target"]) == ("10.0.0.1:10437", "stale")
+    # a replica added 2 hours ago does not hide the breach the other one observed
+    assert firing[("TeleportCloudSLABreached", "fresh")][0] == ticket
+    # one down minute in 20 observed: no burn-rate ticket, no projection, no page; only the
+    # thin coverage itself is worth a ticket
+    thin = {key[0] for key in firing if key[1] == "thin"}
+    assert thin == {"TeleportCloudSLACoverageLow"}, thin
+    assert firing[("TeleportCloudSLACoverageLow", "thin")][0] == ticket
+    # a partial outage pages; ProbeFailing stays silent under its threshold
+    assert firing[("TeleportCloudProbePartialOutage", "partial")][0] == pager
+    assert ("TeleportCloudProbeFailing", "partial") not in firing
+    # the tbot sidecars being up, the exporters being up: no ExporterDown
+    assert not [key for key in firing if key[0].startswith("TeleportCloudExporter")]
     # nothing pages but what should
     paged = {key for key, (path, _) in firing.items() if path == pager}
     assert paged == {
         ("TeleportCloudProbeFailing", "both-down"),
         ("TeleportCloudProbeFailing", "short-outage"),
+        ("TeleportCloudProbePartialOutage", "partial"),
     }
 
 

@@ -118,6 +118,12 @@ class Images:
     exporter: str
 
 
+def _digest(image: str) -> str:
+    digest = _run([*PODMAN, "image", "inspect", "--format", "{{.Digest}}", image]).strip()
+    assert digest.startswith("sha256:"), f"{image} has no digest: {digest!r}"
+    return digest
+
+
 def _size(image: str) -> int:
     return int(_run([*PODMAN, "image", "inspect", "--format", "{{.Size}}", image]).strip())
 
@@ -138,6 +144,7 @@ def images(
     )
     try:
         _run([*PODMAN, "import", str(_standin_rootfs(cache)), built.python])
+        python_digest = _digest(built.python)
         context = tmp_path_factory.mktemp("teleport-standin")
         (context / "tctl").write_text(FAKE_TCTL)
         (context / "tctl").chmod(0o755)
@@ -158,10 +165,13 @@ def images(
             ]
         )
         name, _, version = built.teleport.rpartition(":")
+        # By digest, as the Dockerfile pulls its real bases: the stand-ins' digests are known
+        # only now that they are built.
         build_args = {
-            "PYTHON_IMAGE": built.python,
+            "PYTHON_IMAGE": f"{built.python}@{python_digest}",
             "TELEPORT_IMAGE": name,
             "TELEPORT_VERSION": version,
+            "TELEPORT_DIGEST": _digest(built.teleport),
         }
         _run(
             [
@@ -363,3 +373,28 @@ def test_ledger_survives_kill_9(deployment: Deployment) -> None:
             break
         time.sleep(0.5)
     assert resumed > after_kill, "the restarted container did not record into the old ledger"
+
+
+def test_image_carries_no_installer_and_no_demo_dependency(images: Images) -> None:
+    """What runs in production can install nothing and holds only runtime dependencies: no pip
+    (base or virtualenv, nor the wheels that would reinstall it), no setuptools or wheel, no
+    trustme; the demo says which extra it needs."""
+    script = (
+        "import importlib.util, sys, sysconfig, pathlib\n"
+        "found = [m for m in ('pip', 'setuptools', 'wheel', 'trustme') "
+        "if importlib.util.find_spec(m)]\n"
+        "wheels = [str(p) for p in pathlib.Path('/').glob('usr/**/pip-*.whl')]\n"
+        "print(','.join(found + wheels) or 'none')\n"
+    )
+    for python in ("/opt/venv/bin/python", "python3"):
+        run = [*PODMAN, "run", "--rm", "--read-only", *ULIMITS, "--entrypoint", python]
+        out = _run([*run, images.exporter, "-c", script])
+        assert out.strip() == "none", f"{python}: {out.strip()}"
+    demo = subprocess.run(
+        [*PODMAN, "run", "--rm", "--read-only", *ULIMITS, images.exporter, "serve", "--demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert demo.returncode == 2 and "demo extra" in demo.stderr, demo.stderr[-500:]

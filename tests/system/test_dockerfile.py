@@ -26,7 +26,13 @@ DOCKERFILE = ROOT / "Dockerfile"
 PORT = 10437
 UID = 65532
 # What the build stage copies from the build context (kept in step with the Dockerfile).
-BUILD_INPUTS = ("requirements.lock", "pyproject.toml", "README.md", "exporter")
+BUILD_INPUTS = (
+    "requirements.lock",
+    "requirements-build.lock",
+    "pyproject.toml",
+    "README.md",
+    "exporter",
+)
 
 
 @dataclass
@@ -119,25 +125,24 @@ def test_hadolint_has_no_findings() -> None:
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
-def test_base_images_are_pinned() -> None:
+def test_base_images_are_pinned_by_digest() -> None:
+    """A tag can be re-pointed, a digest cannot: every base is pulled by digest. Teleport's
+    digest has no usable default, so a build that does not give one stops at its FROM."""
     recipe = _parse()
-    aliases: set[str] = set()
-    for stage in recipe.stages:
-        image = recipe.resolve(stage.image)
-        if image in aliases:
-            continue
-        assert "@sha256:" in image or re.search(r":[^/:]+$", image), f"{image} has no tag"
-        if "@sha256:" not in image:
-            tag = image.rsplit(":", 1)[1]
-            assert tag != "latest", image
-            assert re.match(r"^v?\d+\.\d+\.\d+", tag), f"{image}: tag is not an exact version"
-        if stage.alias:
-            aliases.add(stage.alias)
-    images = [recipe.resolve(stage.image) for stage in recipe.stages]
-    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", images[0])
-    assert images[-1] == images[0], "build and runtime share one Python base"
-    assert any(
-        i.startswith("public.ecr.aws/gravitational/teleport-ent-distroless:") for i in images
+    aliases = {stage.alias for stage in recipe.stages if stage.alias}
+    digest = r"@sha256:[0-9a-f]{64}"
+    bases = [stage.image for stage in recipe.stages if stage.image not in aliases]
+    python = recipe.resolve(bases[0])
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm" + digest, python), python
+    assert bases[-1] == bases[0], "build and runtime share one Python base"
+    (teleport,) = [b for b in bases if "TELEPORT_IMAGE" in b]
+    assert teleport == "${TELEPORT_IMAGE}:${TELEPORT_VERSION}@${TELEPORT_DIGEST}"
+    assert recipe.global_args["TELEPORT_IMAGE"] == (
+        "public.ecr.aws/gravitational/teleport-ent-distroless"
+    )
+    assert re.fullmatch(r"\d+\.\d+\.\d+", recipe.global_args["TELEPORT_VERSION"])
+    assert not re.fullmatch(digest[1:], recipe.global_args["TELEPORT_DIGEST"]), (
+        "no made-up default digest: the builder gives Teleport's"
     )
 
 
@@ -149,7 +154,7 @@ def test_every_base_image_is_a_build_argument() -> None:
         if stage.image in aliases:
             continue
         names = re.findall(r"\$\{(\w+)\}", stage.image)
-        assert names and re.fullmatch(r"(\$\{\w+\}:?)+", stage.image), (
+        assert names and re.fullmatch(r"(\$\{\w+\}[:@]?)+", stage.image), (
             f"FROM {stage.image}: the image must come from build arguments"
         )
         assert all(name in recipe.global_args for name in names)
@@ -160,6 +165,12 @@ def test_dependencies_are_installed_from_the_lock_with_hashes() -> None:
     build = _parse().stages[0]
     runs = " ".join(_instructions(build, "RUN"))
     assert "--require-hashes" in runs and "-r requirements.lock" in runs
+    # The build backend is hash-checked too, and the wheel is built with it, not with whatever
+    # an isolated build would download.
+    assert "--require-hashes --only-binary=:all: -r requirements-build.lock" in runs
+    assert "--no-build-isolation" in runs
+    # The served virtualenv has no pip of its own.
+    assert "python -m venv --without-pip /opt/venv" in runs
     # The project's wheel brings no dependency of its own past the lock.
     assert "--no-deps --no-index" in runs
     final = _parse().final
@@ -271,23 +282,43 @@ def test_wheel_installs_into_a_clean_venv_and_runs(tmp_path: Path) -> None:
             shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(path, source / name)
-    venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", venv], tmp_path, env)
-    pip = venv / "bin" / "pip"
+    build, venv = tmp_path / "build", tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", build], tmp_path, env)
+    pip = build / "bin" / "pip"
+    hashed: list[str | Path] = [
+        "install",
+        "--no-cache-dir",
+        "--require-hashes",
+        "--only-binary=:all:",
+        "-r",
+    ]
+    _run([pip, *hashed, "requirements-build.lock"], source, env)
+    _run([sys.executable, "-m", "venv", "--without-pip", venv], tmp_path, env)
+    served: list[str | Path] = [pip, "--python", venv / "bin" / "python"]
+    _run([*served, *hashed, "requirements.lock"], source, env)
+    dist = tmp_path / "dist"
     _run(
-        [pip, "install", "--no-cache-dir", "--require-hashes", "-r", "requirements.lock"],
+        [pip, "wheel", "--no-deps", "--no-build-isolation", "--no-cache-dir", "-w", dist, "."],
         source,
         env,
     )
-    dist = tmp_path / "dist"
-    _run([pip, "wheel", "--no-deps", "--no-cache-dir", "-w", dist, "."], source, env)
     wheels = list(dist.glob("*.whl"))
     assert len(wheels) == 1, wheels
     version = _project_version()
     assert wheels[0].name.startswith(f"teleport_cloud_exporter-{version}-")
 
-    _run([pip, "install", "--no-deps", "--no-index", wheels[0]], tmp_path, env)
-    _run([pip, "check"], tmp_path, env)
+    _run([*served, "install", "--no-deps", "--no-index", wheels[0]], tmp_path, env)
+    _run([*served, "check"], tmp_path, env)
+    assert not (venv / "bin" / "pip").exists(), "the served virtualenv carries no pip"
+    for absent in ("trustme", "setuptools", "pip"):
+        probe = subprocess.run(
+            [venv / "bin" / "python", "-c", f"import {absent}"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+        assert probe.returncode != 0, f"{absent} is importable from the served virtualenv"
 
     command = venv / "bin" / "teleport-cloud-exporter"
     assert command.is_file(), "the wheel installs no teleport-cloud-exporter console script"

@@ -17,12 +17,26 @@ def module_name(path: Path, package: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
-    """Module -> the package's modules it imports (at any depth of its body)."""
+def _type_only(tree: ast.Module) -> set[int]:
+    """Nodes under `if TYPE_CHECKING:`."""
+    nodes: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            nodes.update(id(sub) for sub in ast.walk(node))
+    return nodes
+
+
+def import_graph(package: Path = PACKAGE, *, runtime_only: bool = False) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (at any depth of its body; with
+    `runtime_only`, leaving out imports under TYPE_CHECKING)."""
     paths = {module_name(path, package): path for path in package.rglob("*.py")}
     graph: dict[str, set[str]] = {name: set() for name in paths}
     for name, path in paths.items():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        skipped = _type_only(tree) if runtime_only else set()
+        for node in ast.walk(tree):
+            if id(node) in skipped:
+                continue
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
@@ -88,6 +102,26 @@ def test_no_module_imports_itself_back() -> None:
     graph = import_graph()
     assert len(graph) > 50, "the walk found too few modules to mean anything"
     assert find_circle(graph) == []
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    packages: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        for target in targets:
+            if package_of(module) != package_of(target):
+                packages.setdefault(package_of(module), set()).add(package_of(target))
+    return packages
+
+
+def test_packages_depend_one_way() -> None:
+    """vocab <- exposition <- core <- subjects <- derivations, sources <- check, web, sla <- app
+    <- cli. Only type annotations look back: the tenant state (core) names the subjects'
+    models it holds."""
+    packages = package_graph(import_graph(runtime_only=True))
+    assert find_circle(packages) == []
+    importers_of_app = {p for p, targets in packages.items() if "exporter.app" in targets}
+    assert importers_of_app <= {"exporter.cli", "exporter.simulator"}
+    assert packages["exporter.core"] <= {"exporter.config", "exporter.exposition", "exporter.vocab"}
 
 
 @pytest.mark.parametrize("subject", ["exporter.simulator"])

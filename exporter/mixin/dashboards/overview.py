@@ -56,6 +56,9 @@ def overview(config: MixinConfig) -> Any:
         match("skew", "=~", "one_major_behind|unsupported_old"),
     )
     budget_steps = steps("red", (th.budget_remaining_ratio, "green"))
+    burn_windows = "|".join(
+        sorted({w for p in config.burn_rate_alerts for w in (p.long_window, p.short_window)})
+    )
     failure_steps = steps("green", (th.probe_failure_ratio, "red"))
     tls_steps = steps(
         "red", (th.tls_critical_days * 86400, "orange"), (th.tls_warning_days * 86400, "green")
@@ -108,11 +111,11 @@ def overview(config: MixinConfig) -> Any:
         .with_panel(
             stat_panel(
                 "Agents not updating",
-                "Agents behind the target version with their updater disabled or pinned, or "
-                "without an upgrader (TeleportCloudAgentsNotUpdating).",
+                "Agents that will not update on their own: no upgrader, or an updater disabled, "
+                "pinned or unreadable (TeleportCloudAgentsNotUpdating). Empty while unknown.",
                 "none",
                 target(
-                    q.t("tenant:teleport_cloud_agents_not_updating:count"),
+                    q.t("tenant:teleport_cloud_agents_not_updating:sum"),
                     "{{tenant}}",
                     instant=True,
                 ),
@@ -127,7 +130,7 @@ def overview(config: MixinConfig) -> Any:
                 "(TeleportCloudSLAErrorBudgetLow).",
                 "percentunit",
                 target(
-                    q.t("tenant:teleport_cloud_sla_error_budget_remaining_ratio:max"),
+                    q.t("tenant:teleport_cloud_sla_error_budget_remaining_ratio:best"),
                     "{{tenant}}",
                     instant=True,
                 ),
@@ -164,6 +167,24 @@ def overview(config: MixinConfig) -> Any:
                     }
                 ),
                 thresholds=steps("green"),
+            )
+        )
+        .with_row(dash.Row("Tenant size"))
+        .with_panel(
+            stat_panel(
+                f"Agents of the {th.tenant_agent_limit:,} limit",
+                f"Agents connected to the tenant against the {th.tenant_agent_limit:,} that "
+                "Teleport asks Enterprise Cloud customers to discuss with their account team "
+                f"first. Orange from {th.agent_limit_ratio:.0%} "
+                "(TeleportCloudAgentsNearTenantLimit, which also projects the growth).",
+                "percentunit",
+                target(
+                    f"{q.t('tenant:teleport_cloud_agents:sum')} / {th.tenant_agent_limit}",
+                    "{{tenant}}",
+                    instant=True,
+                ),
+                thresholds=steps("green", (th.agent_limit_ratio, "orange"), (1, "red")),
+                width=24,
             )
         )
         .with_row(dash.Row("Agents to act on"))
@@ -213,7 +234,7 @@ def overview(config: MixinConfig) -> Any:
                 "Down minutes x 60 this month, best replica.",
                 "s",
                 target(
-                    q.t("tenant:teleport_cloud_sla_downtime_seconds:min"),
+                    q.t("tenant:teleport_cloud_sla_downtime_seconds:best"),
                     "{{tenant}}",
                     instant=True,
                 ),
@@ -225,7 +246,7 @@ def overview(config: MixinConfig) -> Any:
                 "Allowed downtime this month: days x 86400 x (1 - objective).",
                 "s",
                 target(
-                    q.t("tenant:teleport_cloud_sla_error_budget_seconds:max"),
+                    q.t("tenant:teleport_cloud_sla_error_budget_seconds:best"),
                     "{{tenant}}",
                     instant=True,
                 ),
@@ -281,7 +302,7 @@ def overview(config: MixinConfig) -> Any:
                 "TeleportCloudSLAErrorBudgetLow threshold.",
                 "percentunit",
                 target(
-                    q.t("tenant:teleport_cloud_sla_error_budget_remaining_ratio:max"), "{{tenant}}"
+                    q.t("tenant:teleport_cloud_sla_error_budget_remaining_ratio:best"), "{{tenant}}"
                 ),
                 thresholds=budget_steps,
             )
@@ -289,11 +310,19 @@ def overview(config: MixinConfig) -> Any:
         .with_panel(
             graph(
                 "SLA burn rate",
-                "Burn rate of the error budget per window (1 = spending exactly the budget); the "
-                "ticket thresholds are 3 over 1d and 1 over 3d.",
+                "Burn rate of the error budget per window (1 = spending exactly the budget), over "
+                "the windows of the burn-rate tickets: "
+                + "; ".join(
+                    f"{p.factor:g} over {p.long_window} and {p.short_window}"
+                    for p in config.burn_rate_alerts
+                )
+                + ". They also need real downtime and a well observed window.",
                 "none",
                 target(
-                    q.t("tenant_window:teleport_cloud_sla_burn_rate:min", 'window=~"1h|1d|3d"'),
+                    q.t(
+                        "tenant_window:teleport_cloud_sla_burn_rate:best",
+                        f'window=~"{burn_windows}"',
+                    ),
                     "{{tenant}} {{window}}",
                 ),
                 thresholds=steps("green", (1, "orange"), (3, "red")),

@@ -267,12 +267,22 @@ def test_no_long_for_on_a_restartable_series(rule: Rule) -> None:
     assert _seconds(str(rule.body.get("for", "0s"))) < 3600, rule.body.get("for")
 
 
+# Alerts about one replica or about scrape targets, which name the replica on purpose.
+PER_REPLICA_OR_TARGET = {
+    "TeleportCloudSLALedgerErrors",
+    "TeleportCloudExporterDown",
+    "TeleportCloudExporterReplicaDown",
+    "TeleportCloudSourceReplicaDown",
+}
+
+
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: f"{rule.name}")
 def test_alerts_fold_replicas(rule: Rule) -> None:
     """Alerts read recorded per-tenant series or aggregate `by (...)` without instance/pod, so
     one alert fires per tenant whatever the number of replicas. The ledger alert is per replica
-    (each replica has its own ledger) and ExporterDown is about targets."""
-    if rule.name in ("TeleportCloudSLALedgerErrors", "TeleportCloudExporterDown"):
+    (each replica has its own ledger), the replica-down tickets name the replica, and
+    ExporterDown is about targets."""
+    if rule.name in PER_REPLICA_OR_TARGET:
         return
     raw = [
         token

@@ -172,6 +172,21 @@ def test_previous_month_feeds_burn_rates_not_the_period() -> None:
     assert summary.burn_rates["5m"] == pytest.approx((2 / 3) / 0.001)
 
 
+def test_windows_expose_what_their_burn_rate_rests_on() -> None:
+    # One down minute in 20 observed of the last day: a burn rate of 50, on 20 minutes of
+    # evidence. Alerts need the coverage and the real downtime, not the ratio alone.
+    now = NOV_2026 + 2 * 86400
+    minutes = [down(now - 60)] + [up(now - 60 * i) for i in range(2, 21)]
+    summary = summarize(minutes, 0.999, True, now)
+    assert summary.burn_rates["1d"] == pytest.approx((1 / 20) / 0.001)
+    assert summary.window_observed["1d"] == 20 * 60
+    assert summary.window_downtime["1d"] == 60
+    # The minute in progress has no probe yet: 4 of the window's 5 minutes are observed.
+    assert summary.window_observed["5m"] == 4 * 60
+    assert summary.window_downtime["5m"] == 60
+    assert set(summary.window_observed) == set(summary.burn_rates)
+
+
 def test_burn_rate_window_edges() -> None:
     now = NOV_2026 + 10 * 60 + 20  # 20 s into minute 10
     minutes = [

@@ -11,11 +11,11 @@ import anyio
 import pytest
 import trustme
 
-from exporter.app import build_sources
 from exporter.config import Settings
 from exporter.core.errors import SourceError
 from exporter.core.state import Hub
 from exporter.derivations import attach_derivers
+from exporter.sources import build_sources
 from exporter.tctl.identity import IdentityError, certificate_blocks, leaf_expiry, read_expiry
 from exporter.tctl.identity_source import IdentitySource
 from tests.conftest import parse_samples, value
