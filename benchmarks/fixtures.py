@@ -6,7 +6,7 @@ import gc
 import json
 import os
 import resource
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client.metrics_core import Metric
 
@@ -23,9 +23,11 @@ CONTROL_PLANE = "18.1.4"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-def tctl_output(agents: int) -> bytes:
-    """What `tctl inventory ls --format=json` prints for a skewed fleet of `agents`."""
-    return json.dumps(generate_inventory(agents, 18, mix="skewed", now=NOW), indent=2).encode()
+def tctl_output(agents: int, later: float = 0.0) -> bytes:
+    """What `tctl inventory ls --format=json` prints for a skewed fleet of `agents`; `later`
+    seconds on, the same fleet has heartbeated since (every last_seen moved)."""
+    now = NOW + timedelta(seconds=later)
+    return json.dumps(generate_inventory(agents, 18, mix="skewed", now=now), indent=2).encode()
 
 
 def derive(data: bytes) -> FleetView:

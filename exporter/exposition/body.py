@@ -94,6 +94,8 @@ class Rendered:
     """The samples it was rendered from, kept for small families only: a republished family
     that compares equal is not rendered again (health and SLA families are republished whole
     when one of their series changes)."""
+    source: object | None = None
+    """For a PreRendered family, the rows it was written from: compared the same way."""
 
 
 def render_lines(family: Metric, exclude: frozenset[int] = frozenset()) -> tuple[bytes, set[int]]:
@@ -181,16 +183,41 @@ def _joined(chunks: list[bytes]) -> bytes:
     return b"".join(dict.fromkeys(lines))
 
 
-class PreRendered(Metric):
-    """A gauge family whose sample lines were written when it was built (`rendered_gauge`):
-    for hot paths with one series per agent, where building a prometheus_client sample per
-    series and rendering it again would cost several times the lines themselves. It has no
-    `samples`; the exposition takes its `lines` (and the hashes of their series) as they are."""
+Rows = list[tuple[tuple[str, ...], float]]
+"""Label values (in label order, after the family's constant ones) and a value, per series."""
 
-    def __init__(self, name: str, documentation: str, lines: bytes, series: frozenset[int]) -> None:
+
+class PreRendered(Metric):
+    """A gauge family given as rows of label values (`rendered_gauge`), for hot paths with one
+    series per agent: its lines are written from the rows in one pass, with no
+    prometheus_client sample per series, and not at all when the rows equal those the key's
+    part was written from (at rest a fleet's `agent_info` does not change between refreshes).
+    It has no `samples`."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        label_names: tuple[str, ...],
+        rows: Rows,
+        constant: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(name, documentation, "gauge")
-        self.lines = lines
-        self.series = series
+        self.label_names = label_names
+        self.constant = constant
+        self.rows = rows
+        self._rendered: tuple[bytes, frozenset[int]] | None = None
+
+    @property
+    def source(self) -> tuple[tuple[str, ...], tuple[str, ...], Rows]:
+        """What the lines follow from: equal sources give equal lines."""
+        return self.label_names, self.constant, self.rows
+
+    def rendered(self) -> tuple[bytes, frozenset[int]]:
+        """The lines, and the hashes of their series (written once, on first use)."""
+        if self._rendered is None:
+            self._rendered = _render_rows(self.name, self.label_names, self.rows, self.constant)
+        return self._rendered
 
 
 def rendered_gauge(
@@ -201,8 +228,14 @@ def rendered_gauge(
     constant: tuple[str, ...] = (),
 ) -> PreRendered:
     """A gauge family of `rows` (label values in `label_names` order after the `constant`
-    values every row shares, and a value), rendered now as `render_lines` renders samples:
-    values escaped and capped, a repeated series dropped."""
+    values every row shares, and a value), written as `render_lines` renders samples: values
+    escaped and capped, a repeated series dropped."""
+    return PreRendered(name, documentation, label_names, list(rows), constant)
+
+
+def _render_rows(
+    name: str, label_names: tuple[str, ...], rows: Rows, constant: tuple[str, ...]
+) -> tuple[bytes, frozenset[int]]:
     fixed = ",".join(
         f'{k}="{escape_label_value(v)}"' for k, v in zip(label_names, constant, strict=False)
     )
@@ -220,16 +253,10 @@ def rendered_gauge(
     chunks: list[bytes] = []
     seen: set[int] = set()
     formatted: dict[float, str] = {}
-    batch: list[tuple[tuple[str, ...], float]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) < _ENCODE_BATCH:
-            continue
+    for start in range(0, len(rows), _ENCODE_BATCH):
+        batch = rows[start : start + _ENCODE_BATCH]
         chunks.append(_rendered_batch(batch, template, empty, marks, slow, seen, formatted))
-        batch = []
-    if batch:
-        chunks.append(_rendered_batch(batch, template, empty, marks, slow, seen, formatted))
-    return PreRendered(name, documentation, _joined(chunks), frozenset(seen))
+    return _joined(chunks) if chunks else b"", frozenset(seen)
 
 
 _ESCAPED = ('"', "\\", "\n")
@@ -323,9 +350,14 @@ def render_family(
     """Render and deflate; an unchanged family reuses `previous` (no compression, no CRC):
     sources republish all their families, most of them unchanged."""
     same_help = previous is not None and previous.help == family.documentation
+    source = None
     if isinstance(family, PreRendered):
-        raw, seen = _without(family.lines, exclude) if exclude else (family.lines, family.series)
+        if same_help and not exclude and previous and previous.source == family.source:
+            return previous
+        lines, series = family.rendered()
+        raw, seen = _without(lines, exclude) if exclude else (lines, series)
         kept = None
+        source = None if exclude else family.source
     else:
         if same_help and not exclude and previous and previous.samples == family.samples:
             return previous
@@ -335,7 +367,9 @@ def render_family(
         part = previous.part
     else:
         part = deflate_part(raw)
-    return Rendered(family.name, family.type, family.documentation, part, frozenset(seen), kept)
+    return Rendered(
+        family.name, family.type, family.documentation, part, frozenset(seen), kept, source
+    )
 
 
 def _headers(rendered: Rendered) -> tuple[Part, Part]:
@@ -657,10 +691,9 @@ class Exposition:
 
 def _merged(first: Metric, second: Metric) -> Metric:
     if isinstance(first, PreRendered) and isinstance(second, PreRendered):
-        lines, series = _without(second.lines, first.series)
-        return PreRendered(
-            first.name, first.documentation, first.lines + lines, first.series | series
-        )
+        assert (first.label_names, first.constant) == (second.label_names, second.constant)
+        rows = [*first.rows, *second.rows]  # a repeated series keeps its first row
+        return PreRendered(first.name, first.documentation, first.label_names, rows, first.constant)
     assert not isinstance(first, PreRendered) and not isinstance(second, PreRendered)
     merged = Metric(first.name, first.documentation, first.type)
     merged.samples = [*first.samples, *second.samples]

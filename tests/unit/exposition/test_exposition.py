@@ -538,3 +538,30 @@ def test_the_collector_stays_paused_until_the_last_refresh_ends() -> None:
         assert not gc.isenabled()  # a collector that was off stays off
     finally:
         gc.enable()
+
+
+def test_pre_rendered_rows_equal_to_the_last_ones_are_not_written_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    written: list[int] = []
+    real = exposition_module._render_rows
+
+    def spy(*args: Any) -> tuple[bytes, frozenset[int]]:
+        written.append(len(args[2]))
+        return real(*args)
+
+    monkeypatch.setattr(exposition_module, "_render_rows", spy)
+    names = ("tenant", "id")
+
+    def family(values: list[float]) -> exposition_module.PreRendered:
+        rows = [((f"a{i}",), value) for i, value in enumerate(values)]
+        return rendered_gauge("test_seen", "Seen.", names, rows, constant=("t",))
+
+    exposition = Exposition()
+    exposition.update("fleet", [family([1.0, 2.0])])
+    before = exposition.snapshot()
+    exposition.update("fleet", [family([1.0, 2.0])])  # new objects, equal rows
+    assert written == [2] and exposition.snapshot() is before
+    exposition.update("fleet", [family([1.0, 3.0])])
+    assert written == [2, 2]
+    assert b'test_seen{tenant="t",id="a1"} 3.0' in exposition.body()
