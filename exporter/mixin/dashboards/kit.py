@@ -21,6 +21,7 @@ from grafana_foundation_sdk.builders.common import (
 )
 from grafana_foundation_sdk.models.common import (
     BigValueGraphMode,
+    BigValueTextMode,
     GraphTresholdsStyleMode,  # sic, the SDK's name
     LegendDisplayMode,
     LegendPlacement,
@@ -134,7 +135,10 @@ def stat_panel(
     mapping: ValueMap | None = None,
     width: int = 4,
     height: int = 4,
+    show_name: bool = False,
 ) -> Any:
+    """A stat; `show_name` shows each series' legend instead of its value (for `_info` series,
+    whose value is always 1 and whose text is in a label)."""
     panel = (
         stat.Panel()
         .thresholds(thresholds or steps("blue"))
@@ -143,6 +147,8 @@ def stat_panel(
     )
     if mapping is not None:
         panel = panel.mappings([mapping])
+    if show_name:
+        panel = panel.text_mode(BigValueTextMode.NAME)
     return _finish(panel, title, about, unit, width, height, targets)
 
 

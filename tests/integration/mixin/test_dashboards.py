@@ -385,3 +385,15 @@ def test_dashboards_read_the_recording_rules() -> None:
     assert used <= recorded
     # every per-tenant aggregate an on-call person looks at comes from a rule
     assert len(used) >= 15, sorted(used)
+
+
+def test_stats_of_info_series_show_the_label_not_the_value() -> None:
+    """An `_info` series is always 1; a stat of one shows its legend (the version), not `1`."""
+    seen = []
+    for model in committed().values():
+        for panel in panels(model):
+            exprs = [t["expr"] for t in panel.get("targets", [])]
+            if panel["type"] == "stat" and any(re.search(r"_info\{", e) for e in exprs):
+                seen.append(panel["title"])
+                assert panel["options"]["textMode"] == "name", panel["title"]
+    assert "Target agent version" in seen
