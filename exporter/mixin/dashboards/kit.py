@@ -136,6 +136,7 @@ def stat_panel(
     width: int = 4,
     height: int = 4,
     show_name: bool = False,
+    decimals: int | None = None,
 ) -> Any:
     """A stat; `show_name` shows each series' legend instead of its value (for `_info` series,
     whose value is always 1 and whose text is in a label)."""
@@ -149,6 +150,8 @@ def stat_panel(
         panel = panel.mappings([mapping])
     if show_name:
         panel = panel.text_mode(BigValueTextMode.NAME)
+    if decimals is not None:
+        panel = panel.decimals(decimals)
     return _finish(panel, title, about, unit, width, height, targets)
 
 

@@ -36,7 +36,7 @@ RECORDING_RULE = re.compile(r"(?<![\w:\[])([a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_:]+
 # The SLA ledger's errors are per replica and carry no tenant: scoped by cluster and job only.
 SCOPE_FILTER = re.compile(
     r'^\{cluster=~"\$cluster", job=~"\$job", '
-    r'(tenant=~"\$tenant"|page=~"\$page"|target=~"\$tenant\|\$page"|operation=~"\.\+")'
+    r'(tenant=~"\$tenant"|page=~"\$page"|target=~"\$(tenant|page)"|operation=~"\.\+")'
 )
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ()}
 
@@ -397,3 +397,18 @@ def test_stats_of_info_series_show_the_label_not_the_value() -> None:
                 seen.append(panel["title"])
                 assert panel["options"]["textMode"] == "name", panel["title"]
     assert "Target agent version" in seen
+
+
+def test_sources_table_follows_the_tenant_and_page_filters_apart() -> None:
+    """One `target=~"$tenant|$page"` matcher let "All" pages show every tenant's sources."""
+    expr = _panel(_overview(), "Sources")["targets"][0]["expr"]
+    assert "$tenant|$page" not in expr
+    assert 'target=~"$tenant", source!="status_page"' in expr
+    assert 'target=~"$page", source="status_page"' in expr
+
+
+def test_uptime_reads_the_replica_that_observed_most_with_enough_decimals() -> None:
+    uptime = _panel(_overview(), "Uptime this month")
+    assert "tenant:teleport_cloud_sla_downtime_seconds:best" in uptime["targets"][0]["expr"]
+    # 99.99 % and 99.95 % must read apart
+    assert uptime["fieldConfig"]["defaults"]["decimals"] >= 3
