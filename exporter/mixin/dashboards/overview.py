@@ -444,8 +444,10 @@ def overview(config: MixinConfig) -> Any:
                 "Components not operational",
                 "Status-page components (of the configured ones) in any state but operational.",
                 "none",
+                # A state set exports every state, 0 when not current: keep the current one.
                 f"max by (page, group, component, status) "
-                f"({q.p('teleport_cloud_status_component', match('status', '!=', 'operational'))})",
+                f"({q.p('teleport_cloud_status_component', match('status', '!=', 'operational'))}"
+                " == 1)",
                 ("page", "group", "component", "status"),
                 "Current",
                 mapping=value_map({0: ("no", "green"), 1: ("yes", "red")}),

@@ -412,3 +412,10 @@ def test_uptime_reads_the_replica_that_observed_most_with_enough_decimals() -> N
     assert "tenant:teleport_cloud_sla_downtime_seconds:best" in uptime["targets"][0]["expr"]
     # 99.99 % and 99.95 % must read apart
     assert uptime["fieldConfig"]["defaults"]["decimals"] >= 3
+
+
+def test_components_not_operational_lists_current_states_only() -> None:
+    """`status_component` is a state set (every state, 0 when not current): without `== 1`
+    the table listed every component in every state but operational."""
+    expr = _panel(_overview(), "Components not operational")["targets"][0]["expr"]
+    assert expr.rstrip().endswith("== 1)"), expr
