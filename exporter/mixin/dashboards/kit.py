@@ -16,6 +16,7 @@ from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.builders.common import (
     GraphThresholdsStyleConfig,
     ReduceDataOptions,
+    TableSortByFieldState,
     VizLegendOptions,
     VizTooltipOptions,
 )
@@ -33,6 +34,7 @@ from grafana_foundation_sdk.models.dashboard import (
     DashboardLinkType,
     DataSourceRef,
     DataTransformerConfig,
+    DynamicConfigValue,
     Threshold,
     ThresholdsMode,
     ValueMap,
@@ -217,6 +219,10 @@ def table_panel(
     )
     if mapping is not None:
         panel = panel.mappings([mapping])
+    # The value column coloured by the thresholds (or the mapping), worst first.
+    panel = panel.override_by_name(
+        value, [DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"})]
+    ).sort_by([TableSortByFieldState().display_name(value).desc(True)])
     return _finish(panel, title, about, unit, width, height, [target(expr, table_format=True)])
 
 

@@ -419,3 +419,16 @@ def test_components_not_operational_lists_current_states_only() -> None:
     the table listed every component in every state but operational."""
     expr = _panel(_overview(), "Components not operational")["targets"][0]["expr"]
     assert expr.rstrip().endswith("== 1)"), expr
+
+
+def test_tables_colour_and_sort_their_value_column() -> None:
+    """Every table colours its value column by its thresholds and shows the worst rows first."""
+    for model in committed().values():
+        for panel in panels(model):
+            if panel["type"] != "table":
+                continue
+            value = panel["transformations"][0]["options"]["renameByName"]["Value"]
+            assert panel["options"]["sortBy"] == [{"desc": True, "displayName": value}]
+            (override,) = panel["fieldConfig"]["overrides"]
+            assert override["matcher"] == {"id": "byName", "options": value}
+            assert override["properties"][0]["value"] == {"type": "color-background"}
