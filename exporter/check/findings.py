@@ -26,6 +26,12 @@ from exporter.sla.derive import MonthToDate
 
 EXIT_HEALTHY, EXIT_FINDINGS, EXIT_UNCOLLECTED = 0, 1, 2
 
+# Teleport's Enterprise Cloud FAQ asks customers who plan to connect more than 10,000 agents to
+# contact their account team or support first, so the tenant can be scaled. The same limit and
+# share as the mixin's defaults (TeleportCloudAgentsNearTenantLimit).
+TENANT_AGENT_LIMIT = 10_000
+TENANT_AGENT_SHARE = 0.8
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -64,6 +70,43 @@ class WindowView:
     """unit/kube agents behind the target; None while the target is unknown."""
     waiting_blocking: int
     target: str | None
+
+
+@dataclass(frozen=True)
+class SizeView:
+    """The tenant's agents against the 10,000 that Teleport asks to discuss first."""
+
+    agents: int
+    limit: int = TENANT_AGENT_LIMIT
+    share: float = TENANT_AGENT_SHARE
+    projected: int | None = None
+    """Agents in `horizon_days` at the recent growth; None without history to project from
+    (one collection has none: the alert projects from Prometheus' history)."""
+    horizon_days: int = 30
+
+    @property
+    def ratio(self) -> float:
+        return self.agents / self.limit
+
+    @property
+    def over_share(self) -> bool:
+        return self.agents > self.share * self.limit
+
+    @property
+    def projected_over(self) -> bool:
+        return self.projected is not None and self.projected > self.limit
+
+    def line(self) -> str:
+        growth = (
+            f"; {self.projected:,} in {self.horizon_days} days at the recent growth"
+            if self.projected is not None
+            else "; growth not projected from one collection (the alert "
+            "TeleportCloudAgentsNearTenantLimit projects it from Prometheus)"
+        )
+        return (
+            f"{self.agents:,} of the {self.limit:,} agents Teleport asks to discuss first "
+            f"({self.ratio:.0%}){growth}"
+        )
 
 
 @dataclass(frozen=True)
@@ -149,6 +192,7 @@ class TenantView:
     tools: ToolsView | None = None
     window: WindowView | None = None
     fleet: FleetView | None = None
+    size: SizeView | None = None
     enrolment: dict[str, int] = field(default_factory=dict)
     frozen: Frozen | None = None
     rollout: RolloutView | None = None
@@ -376,6 +420,15 @@ def _source(kind: str, target: str, health: Health, error: str | None) -> Source
 def _fleet(view: TenantView, fleet: FleetView) -> None:
     view.fleet = fleet
     name = view.name
+    view.size = size = SizeView(agents=fleet.total)
+    if size.over_share or size.projected_over:
+        view.findings.append(
+            Finding(
+                name,
+                f"{size.line()}: contact the Teleport account team or support before the "
+                f"tenant passes {size.limit:,} agents",
+            )
+        )
     unsupported = fleet.by_skew["unsupported_old"] + fleet.by_skew["unsupported_newer"]
     if unsupported:
         view.findings.append(Finding(name, f"{unsupported} agent(s) on an unsupported version"))

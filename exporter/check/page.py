@@ -150,6 +150,8 @@ def _tenant(tenant: TenantView, now: float) -> str:
     if fleet is not None:
         skew = ", ".join(f"{escape(k)} {v}" for k, v in fleet.by_skew.items())
         rows.append(("Agents", f"{fleet.total}: {skew}"))
+        if tenant.size is not None:
+            rows.append(("Fleet size", escape(tenant.size.line())))
         rows.append(
             ("Enrolment", ", ".join(f"{escape(k)} {v}" for k, v in tenant.enrolment.items()))
         )

@@ -124,6 +124,8 @@ def _tenant(tenant: TenantView, now: float) -> list[str]:
     if fleet is not None:
         skew = ", ".join(f"{name} {count}" for name, count in fleet.by_skew.items())
         lines.append(f"  Agents          {fleet.total}: {skew}")
+        if tenant.size is not None:
+            lines.append(f"  Fleet size      {tenant.size.line()}")
         if tenant.upgrade == "blocked":
             lines.append(
                 f"  Next upgrade    BLOCKED by {len(fleet.blocking_agents)} agent(s) one or more "

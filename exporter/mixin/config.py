@@ -171,7 +171,7 @@ class MixinConfig:
     severities: dict[str, str]
     thresholds: Thresholds
     burn_rate_alerts: tuple[BurnRateAlert, ...] = ()
-    dashboards: Dashboards = Dashboards("1m", ("teleport-cloud",), False, 50)
+    dashboards: Dashboards = Dashboards("1m", ("teleport", "teleport-cloud"), False, 50)
 
     @property
     def by(self) -> str:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import string
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +32,24 @@ Recording rules for teleport-cloud-exporter, rendered by `teleport-cloud-exporte
 its configuration: edit the configuration (or the mixin), not this file.
 
 Names follow level:metric:operations; the level names the labels kept besides the cluster
-label. Exporter replicas are folded: fleet and SLA facts with max or min (every replica exports
-the same fleet; the ledger of the replica that saw the tenant best wins), probe results with
-the best replica (one replica with broken egress is not an outage). The alerts and the Grafana
-dashboards read these series."""
+label. Exporter replicas are folded: fleet facts with max over the replicas whose source is not
+failing (a replica whose inventory failed keeps days-old data), SLA figures from the replica
+that observed the tenant most (per burn-rate window too), probe results with the best replica
+(one replica with broken egress is not an outage). The alerts and the Grafana dashboards read
+these series."""
+
+
+def render_alertmanager(config: MixinConfig) -> str:
+    """The example Alertmanager configuration, routing on the configured severities."""
+    template = resources.files("exporter.mixin").joinpath("alertmanager.yml")
+    return string.Template(template.read_text(encoding="utf-8")).substitute(config.severities)
 
 
 def render_rules(config: MixinConfig) -> dict[str, str]:
-    """Relative path -> text of each rule file."""
+    """Relative path -> text of each rule file, and the Alertmanager example that routes them."""
 
     return {
+        "prometheus/alertmanager.yml": render_alertmanager(config),
         "prometheus/alerts.yml": render_rule_file(ALERTS_HEADER, alert_groups(config), config),
         "prometheus/recording.yml": render_rule_file(
             RECORDING_HEADER, recording_groups(config), config

@@ -25,12 +25,14 @@ FLEET_UID: Final = "teleport-cloud-fleet"
 
 def fleet(config: MixinConfig) -> Any:
     q = Q(config)
+    rows = config.dashboards.table_rows
     board = variables(
         frame(
             FLEET_UID,
             "Teleport Cloud / Agent fleet",
             "Agents by version, skew and updater, the Managed Updates v2 rollout and its "
             "groups, and every agent one or more majors behind.",
+            config,
         ),
         config,
         q,
@@ -163,11 +165,17 @@ def fleet(config: MixinConfig) -> Any:
         .with_panel(
             table_panel(
                 "Agents one or more majors behind",
-                "Every agent one or more majors behind the control plane (negative: newer).",
+                f"The {rows} agents furthest behind the control plane, with hostname and "
+                "version; the overview's stat counts them all. Needs per_agent_metrics: true.",
                 "none",
-                f"max by (tenant, server_id) "
-                f"({q.t('teleport_cloud_agent_major_versions_behind')}) >= 1",
-                ("tenant", "server_id"),
+                f"topk({rows},\n"
+                f"  max by (tenant, hostname, server_id, version) (\n"
+                f"    {q.t('teleport_cloud_agent_info')}\n"
+                f"    * on ({config.by}, server_id) group_left ()\n"
+                f"    (max by ({config.by}, server_id) "
+                f"({q.t('teleport_cloud_agent_major_versions_behind')}) >= 1)\n"
+                "  )\n)",
+                ("tenant", "hostname", "server_id", "version"),
                 "Majors behind",
                 thresholds=steps("orange", (2, "red")),
                 height=10,

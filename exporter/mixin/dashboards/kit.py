@@ -36,6 +36,7 @@ from grafana_foundation_sdk.models.dashboard import (
     ThresholdsMode,
     ValueMap,
     ValueMappingResult,
+    VariableHide,
     VariableRefresh,
     VariableSort,
 )
@@ -44,7 +45,6 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 from exporter.mixin.config import MixinConfig
 
 Json = dict[str, Any]
-TAGS: Final = ["teleport", "teleport-cloud"]
 DATASOURCE: Final = DataSourceRef(type_val="prometheus", uid="${datasource}")
 
 # --------------------------------------------------------------------------------------------
@@ -57,9 +57,15 @@ class Q:
     def __init__(self, config: MixinConfig) -> None:
         self.cluster = config.cluster_label
 
-    def scope(self, *matchers: str, key: str = 'tenant=~"$tenant"') -> str:
+    def scope(self, *matchers: str, key: str | None = 'tenant=~"$tenant"') -> str:
         base = [f'{self.cluster}=~"$cluster"'] if self.cluster else []
-        return "{" + ", ".join([*base, 'job=~"$job"', key, *matchers]) + "}"
+        keys = [key] if key else []
+        return "{" + ", ".join([*base, 'job=~"$job"', *keys, *matchers]) + "}"
+
+    def unscoped(self, metric: str) -> str:
+        """A series scoped by cluster and job only: what a variable offers its values from
+        (a variable that filters its own query by itself offers only what is selected)."""
+        return metric + self.scope(key=None)
 
     def t(self, metric: str, *matchers: str) -> str:
         """A tenant series (raw family or recorded rule)."""
@@ -215,16 +221,20 @@ def variables(board: Any, config: MixinConfig, q: Q, *, page: bool) -> Any:
         dash.DatasourceVariable("datasource").label("Data source").type("prometheus")
     )
     if config.cluster_label:
-        board = board.with_variable(
-            _query_var("cluster", f"label_values({job_source}, {config.cluster_label})")
-        )
+        cluster = _query_var("cluster", f"label_values({job_source}, {config.cluster_label})")
+        if not config.dashboards.multi_cluster:
+            # One cluster: the variable matches everything and would only take room.
+            cluster = cluster.hide(VariableHide.HIDE_VARIABLE)
+        board = board.with_variable(cluster)
     board = board.with_variable(_query_var("job", f"label_values({job_source}, job)"))
     board = board.with_variable(
-        _query_var("tenant", f"label_values({q.t('teleport_cloud_probe_success')}, tenant)")
+        _query_var("tenant", f"label_values({q.unscoped('teleport_cloud_probe_success')}, tenant)")
     )
     if page:
         board = board.with_variable(
-            _query_var("page", f"label_values({q.p('teleport_cloud_status_indicator')}, page)")
+            _query_var(
+                "page", f"label_values({q.unscoped('teleport_cloud_status_indicator')}, page)"
+            )
         )
     return board
 
@@ -267,11 +277,12 @@ def add_annotations(board: Any, q: Q, *, page: bool) -> Any:
     return board
 
 
-def frame(uid: str, title: str, about: str) -> Any:
+def frame(uid: str, title: str, about: str, config: MixinConfig) -> Any:
+    settings = config.dashboards
     link = (
         dash.DashboardLink("Teleport Cloud dashboards")
         .type(DashboardLinkType.DASHBOARDS)
-        .tags(["teleport-cloud"])
+        .tags(list(settings.tags))
         .include_vars(True)
         .keep_time(True)
     )
@@ -279,8 +290,8 @@ def frame(uid: str, title: str, about: str) -> Any:
         dash.Dashboard(title)
         .uid(uid)
         .description(about)
-        .tags(TAGS)
-        .refresh("1m")
+        .tags(list(settings.tags))
+        .refresh(settings.refresh)
         .time("now-6h", "now")
         .timezone("utc")
         .tooltip(DashboardCursorSync.CROSSHAIR)

@@ -44,6 +44,7 @@ def overview(config: MixinConfig) -> Any:
             "Teleport Cloud / Overview",
             "Is the next upgrade blocked and by whom, which agents do not update, the SLA "
             "budget left this month, the proxy probe and the vendor status page.",
+            config,
         ),
         config,
         q,
@@ -71,12 +72,14 @@ def overview(config: MixinConfig) -> Any:
         )
         + "\n)"
     )
+    rows = config.dashboards.table_rows
+    # Per-agent tables show the first rows of a ranking; the stats above count every agent.
     blocking = (
-        f"max by ({', '.join(AGENT_COLUMNS)}) (\n"
+        f"topk({rows}, max by ({', '.join(AGENT_COLUMNS)}) (\n"
         f"  {q.t('teleport_cloud_agent_info')}\n"
         f"  * on ({config.by}, server_id) group_left ()\n"
         f"  (max by ({config.by}, server_id) "
-        f"({q.t('teleport_cloud_agent_major_versions_behind')}) >= 1)\n)"
+        f"({q.t('teleport_cloud_agent_major_versions_behind')}) >= 1)\n))"
     )
     board = (
         board.with_row(dash.Row("Overview"))
@@ -495,6 +498,7 @@ def _not_updating(q: Q, config: MixinConfig) -> str:
     by = ", ".join(AGENT_COLUMNS)
     target_version = f"{q.t('teleport_cloud_agent_target_version_info')}"
     return (
-        f"max by ({by}) (({agents}) unless on ({config.by}, version) {target_version})\n"
-        f"or max by ({by}) ({agents}) * 0"
+        f"topk({config.dashboards.table_rows},\n"
+        f"  max by ({by}) (({agents}) unless on ({config.by}, version) {target_version})\n"
+        f"  or max by ({by}) ({agents}) * 0\n)"
     )

@@ -80,6 +80,9 @@ def test_healthy_tenant_exits_0(tmp_path: Path) -> None:
         report = out.getvalue()
         assert "Healthy: no findings." in report
         assert "current 3, one_major_behind 0" in report
+        assert (
+            "Fleet size      3 of the 10,000 agents Teleport asks to discuss first (0%)" in report
+        )
         assert "not blocked" in report
     finally:
         sim.stop()

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -57,6 +58,16 @@ def test_custom_configuration(tmp_path: Path) -> None:
             "https://runbooks.example.com/teleport/" + rule["alert"]
         )
     assert 'job="tce"' in recording and "job=~" not in recording
+    # the example Alertmanager configuration routes on the configured severities
+    routes = yaml.safe_load((tmp_path / "prometheus/alertmanager.yml").read_text(encoding="utf-8"))
+    matchers = {r["receiver"]: r["matchers"] for r in routes["route"]["routes"]}
+    assert matchers["pager"] == ['severity="P1"'] and matchers["ticket"] == ['severity="P3"']
+    if shutil.which("amtool"):
+        checked = subprocess.run(
+            ["amtool", "check-config", str(tmp_path / "prometheus/alertmanager.yml")],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "by (k8s_cluster, job, tenant)" in recording
     tls = [r for r in rules if r["alert"] == "TeleportCloudTLSCertificateExpiring"]
     assert any("< 21 * 86400" in r["expr"] for r in tls)
@@ -88,6 +99,45 @@ def test_custom_configuration(tmp_path: Path) -> None:
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+def test_settings_reach_the_rules(tmp_path: Path) -> None:
+    config = mixin.parse_config(
+        {
+            "thresholds": {"source_down_for": "45m", "agent_limit_ratio": 0.5},
+            "burn_rate_alerts": {"one_day": {"long_window": "6h", "short_window": "30m"}},
+        }
+    )
+    alerts = yaml.safe_load(generate.render_rules(config)["prometheus/alerts.yml"])
+    rules = {
+        (r["alert"], r.get("labels", {}).get("window")): r
+        for group in alerts["groups"]
+        for r in group["rules"]
+    }
+    assert rules[("TeleportCloudSourceDown", None)]["for"] == "45m"
+    burn = rules[("TeleportCloudSLAErrorBudgetBurn", "6h")]
+    assert 'window="30m"' in burn["expr"] and "0.5 * 21600" in burn["expr"]
+    assert "> 0.5 * 10000" in rules[("TeleportCloudAgentsNearTenantLimit", None)]["expr"]
+
+
+def test_dashboard_settings(tmp_path: Path) -> None:
+    def overview(override: dict[str, object]) -> dict[str, Any]:
+        files = generate.render_all(mixin.parse_config(override))
+        board = json.loads(files["grafana/dashboards/teleport-cloud-overview.json"])
+        assert isinstance(board, dict)
+        return board
+
+    default = overview({})
+    variables = {v["name"]: v for v in default["templating"]["list"]}
+    # one cluster: the variable is there (queries use it) but hidden
+    assert variables["cluster"]["hide"] == 2
+    # variables offer every value, not only the ones already selected
+    assert "$tenant" not in variables["tenant"]["query"]
+    assert "$page" not in variables["page"]["query"]
+    custom = overview({"dashboards": {"refresh": "5m", "tags": ["infra"], "multi_cluster": True}})
+    assert custom["refresh"] == "5m" and custom["tags"] == ["infra"]
+    variables = {v["name"]: v for v in custom["templating"]["list"]}
+    assert variables["cluster"].get("hide", 0) == 0
+
+
 def test_without_cluster_label(tmp_path: Path) -> None:
     rules = generate.render_rules(mixin.parse_config({"cluster_label": ""}))
     assert "by (job, tenant)" in rules["prometheus/recording.yml"]
@@ -102,6 +152,18 @@ def test_without_cluster_label(tmp_path: Path) -> None:
         ({"thresholds": {"upgrade_blocked_for": "a day"}}, "thresholds.upgrade_blocked_for"),
         ({"cluster_label": "k8s-cluster"}, "cluster_label"),
         ({"runbook_url": "https://example.com/"}, "runbook_url"),
+        # every `for:` is a setting, and a duration that does not parse is refused
+        ({"thresholds": {"probe_failing_for": "5 minutes"}}, "thresholds.probe_failing_for"),
+        ({"thresholds": {"exporter_down_for": "0s"}}, "thresholds.exporter_down_for"),
+        # windows the exporter does not export are refused, not rendered into empty alerts
+        ({"thresholds": {"coverage_window": "2d"}}, "thresholds.coverage_window: '2d' is not a"),
+        ({"burn_rate_alerts": {"one_day": {"long_window": "12h"}}}, "one_day.long_window"),
+        ({"burn_rate_alerts": {"one_day": {"short_window": "1d"}}}, "not shorter than 1d"),
+        ({"burn_rate_alerts": {"one_day": {"factor": 0}}}, "one_day.factor"),
+        ({"thresholds": {"partial_outage_window": "2h"}}, "partial_outage_window"),
+        ({"thresholds": {"agent_limit_ratio": 1.5}}, "agent_limit_ratio: 1.5 is not a ratio"),
+        ({"dashboards": {"table_rows": 0}}, "dashboards.table_rows"),
+        ({"dashboards": {"tags": "teleport"}}, "dashboards.tags: expected a list"),
     ],
 )
 def test_bad_configuration(override: dict[str, object], message: str) -> None:
