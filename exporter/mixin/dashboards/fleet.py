@@ -13,6 +13,7 @@ from exporter.mixin.dashboards.kit import (
     add_annotations,
     frame,
     graph,
+    merged_table,
     stat_panel,
     steps,
     table_panel,
@@ -139,14 +140,33 @@ def fleet(config: MixinConfig) -> Any:
             )
         )
         .with_panel(
-            table_panel(
+            merged_table(
                 "Update groups",
-                "Each group's state, agents and agents up to date.",
-                "none",
-                f"max by (tenant, group, state) "
-                f"({q.t('teleport_cloud_autoupdate_group_state')} == 1)",
+                "Each Managed Updates v2 group: its state, its agents, those up to date, and "
+                "those Teleport asks to update that are not on the group's version "
+                "(TeleportCloudAutoUpdateGroupStuck), most stuck first.",
                 ("tenant", "group", "state"),
-                "Current",
+                (
+                    (
+                        f"max by (tenant, group, state) "
+                        f"({q.t('teleport_cloud_autoupdate_group_state')} == 1)",
+                        "Current",
+                    ),
+                    (
+                        f"max by (tenant, group) ({q.t('teleport_cloud_autoupdate_group_agents')})",
+                        "Agents",
+                    ),
+                    (
+                        f"max by (tenant, group) "
+                        f"({q.t('teleport_cloud_autoupdate_group_agents_up_to_date')})",
+                        "Up to date",
+                    ),
+                    (
+                        f"max by (tenant, group) "
+                        f"({q.t('tenant_group:teleport_cloud_autoupdate_group_agents_stuck:max')})",
+                        "Stuck",
+                    ),
+                ),
                 width=12,
             )
         )

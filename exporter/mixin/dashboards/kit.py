@@ -226,6 +226,40 @@ def table_panel(
     return _finish(panel, title, about, unit, width, height, [target(expr, table_format=True)])
 
 
+def merged_table(
+    title: str,
+    about: str,
+    columns: Sequence[str],
+    values: Sequence[tuple[str, str]],
+    *,
+    width: int = 24,
+    height: int = 8,
+) -> Any:
+    """An instant table joining several queries on their label `columns`: one value column per
+    (expression, column name), in order (Grafana names them `Value #A`, `Value #B`, ...)."""
+    names = {f"Value #{chr(ord('A') + i)}": name for i, (_, name) in enumerate(values)}
+    order = {name: i for i, name in enumerate([*columns, *names])}
+    panel = (
+        table.Panel()
+        .show_header(True)
+        .thresholds(steps("green"))
+        .with_transformation(DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(
+            DataTransformerConfig(
+                id_val="organize",
+                options={
+                    "excludeByName": {"Time": True},
+                    "indexByName": order,
+                    "renameByName": names,
+                },
+            )
+        )
+        .sort_by([TableSortByFieldState().display_name(values[-1][1]).desc(True)])
+    )
+    targets = [target(expr, table_format=True) for expr, _ in values]
+    return _finish(panel, title, about, "none", width, height, targets)
+
+
 # --------------------------------------------------------------------------------------------
 # Dashboards
 

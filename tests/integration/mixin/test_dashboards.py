@@ -425,10 +425,28 @@ def test_tables_colour_and_sort_their_value_column() -> None:
     """Every table colours its value column by its thresholds and shows the worst rows first."""
     for model in committed().values():
         for panel in panels(model):
-            if panel["type"] != "table":
-                continue
+            if panel["type"] != "table" or len(panel["targets"]) > 1:
+                continue  # single-query tables; the merged update-groups table is tested below
             value = panel["transformations"][0]["options"]["renameByName"]["Value"]
             assert panel["options"]["sortBy"] == [{"desc": True, "displayName": value}]
             (override,) = panel["fieldConfig"]["overrides"]
             assert override["matcher"] == {"id": "byName", "options": value}
             assert override["properties"][0]["value"] == {"type": "color-background"}
+
+
+def test_update_groups_have_the_promised_columns() -> None:
+    """State, agents, up to date and stuck per group, joined on tenant and group."""
+    fleet = committed()["teleport-cloud-fleet.json"]
+    groups = _panel(fleet, "Update groups")
+    exprs = [t["expr"] for t in groups["targets"]]
+    assert [e.split("(")[2].split("{")[0] for e in exprs] == [
+        "teleport_cloud_autoupdate_group_state",
+        "teleport_cloud_autoupdate_group_agents",
+        "teleport_cloud_autoupdate_group_agents_up_to_date",
+        "tenant_group:teleport_cloud_autoupdate_group_agents_stuck:max",
+    ]
+    merge, organize = groups["transformations"]
+    assert merge["id"] == "merge"
+    assert list(organize["options"]["renameByName"].values()) == [
+        "Current", "Agents", "Up to date", "Stuck"
+    ]  # fmt: skip
