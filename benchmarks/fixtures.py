@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import resource
@@ -10,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client.metrics_core import Metric
 
+from exporter.app import tune_interpreter
 from exporter.exposition import memtrim
 from exporter.exposition.body import Exposition
 from exporter.fleet.derive import FleetView, derive_fleet
@@ -17,7 +17,7 @@ from exporter.fleet.families import fleet_families
 from exporter.fleet.model import parse_inventory
 from exporter.simulator.fleetgen import generate_inventory
 
-gc.set_threshold(20_000, 10, 10)  # as the exporter sets it (exporter.app.tune_gc)
+tune_interpreter()  # as the exporter serves (GC thresholds, GIL switch interval)
 
 CONTROL_PLANE = "18.1.4"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

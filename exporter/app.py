@@ -10,6 +10,7 @@ import gc
 import logging
 import signal
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
@@ -167,12 +168,23 @@ def serve(
         ) from exc
     if listening is not None:
         listening()
-    tune_gc()
+    tune_interpreter()
     anyio.run(run_exporter, settings, sock, ledger, web, extra_tasks)
     return 0
 
 
-def tune_gc() -> None:
-    """A refresh allocates a few hundred thousand short-lived objects per 10,000 agents; with
-    the default thresholds the collector runs dozens of times per refresh for nothing."""
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread may hold the GIL while another waits for it (CPython's default is 5 ms)."""
+
+
+def tune_interpreter() -> None:
+    """Interpreter settings for serving, shared with the benchmarks so they measure the same.
+
+    A refresh allocates a few hundred thousand short-lived objects per 10,000 agents; with the
+    default thresholds the collector runs dozens of times per refresh for nothing. A large
+    refresh runs in a worker thread while the event loop writes scrapes: the loop takes the GIL
+    back after every socket wait, and a 10 MB body is about 40 such waits. At the default 5 ms
+    interval they cost a scrape up to 200 ms; at 0.5 ms a 100,000-agent refresh measured the
+    same CPU (within run-to-run spread) and halved the scrapes' median (docs/benchmarks.md)."""
     gc.set_threshold(20_000, 10, 10)
+    sys.setswitchinterval(SWITCH_INTERVAL)

@@ -250,10 +250,18 @@ def test_every_dashboard_panel_returns_data(stack: dict[str, Any]) -> None:
     # within the SLA service's interval
     _wait("SLA uptime", lambda: _query(base, "teleport_cloud_sla_uptime_ratio"), stack["logs"])
     time.sleep(5)
+    # Every component of the simulated status page is operational in this scenario (its
+    # series are there, in state `operational`): this table must be empty, not list the states
+    # the components are not in.
+    assert _query(base, 'teleport_cloud_status_component{status="operational"} == 1')
+    empty_when_healthy = {"Components not operational"}
     empty: list[str] = []
     for name, dashboard in build.dashboards().items():
         for title, expr in build.panel_queries(dashboard):
             query = build.concrete(expr, "demo", sim.proxy)
-            if not _query(base, query):
+            rows = _query(base, query)
+            if title in empty_when_healthy:
+                assert not rows, f"{title} lists components that are operational: {rows}"
+            elif not rows:
                 empty.append(f"{name}: {title}: {query}")
     assert not empty, "panels without data:\n" + "\n".join(empty)

@@ -86,6 +86,7 @@ def fleet(config: MixinConfig) -> Any:
                     instant=True,
                 ),
                 width=6,
+                show_name=True,
             )
         )
         .with_panel(

@@ -16,11 +16,13 @@ from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.builders.common import (
     GraphThresholdsStyleConfig,
     ReduceDataOptions,
+    TableSortByFieldState,
     VizLegendOptions,
     VizTooltipOptions,
 )
 from grafana_foundation_sdk.models.common import (
     BigValueGraphMode,
+    BigValueTextMode,
     GraphTresholdsStyleMode,  # sic, the SDK's name
     LegendDisplayMode,
     LegendPlacement,
@@ -32,6 +34,7 @@ from grafana_foundation_sdk.models.dashboard import (
     DashboardLinkType,
     DataSourceRef,
     DataTransformerConfig,
+    DynamicConfigValue,
     Threshold,
     ThresholdsMode,
     ValueMap,
@@ -134,7 +137,11 @@ def stat_panel(
     mapping: ValueMap | None = None,
     width: int = 4,
     height: int = 4,
+    show_name: bool = False,
+    decimals: int | None = None,
 ) -> Any:
+    """A stat; `show_name` shows each series' legend instead of its value (for `_info` series,
+    whose value is always 1 and whose text is in a label)."""
     panel = (
         stat.Panel()
         .thresholds(thresholds or steps("blue"))
@@ -143,6 +150,10 @@ def stat_panel(
     )
     if mapping is not None:
         panel = panel.mappings([mapping])
+    if show_name:
+        panel = panel.text_mode(BigValueTextMode.NAME)
+    if decimals is not None:
+        panel = panel.decimals(decimals)
     return _finish(panel, title, about, unit, width, height, targets)
 
 
@@ -208,6 +219,10 @@ def table_panel(
     )
     if mapping is not None:
         panel = panel.mappings([mapping])
+    # The value column coloured by the thresholds (or the mapping), worst first.
+    panel = panel.override_by_name(
+        value, [DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"})]
+    ).sort_by([TableSortByFieldState().display_name(value).desc(True)])
     return _finish(panel, title, about, unit, width, height, [target(expr, table_format=True)])
 
 

@@ -57,6 +57,8 @@ def overview(config: MixinConfig) -> Any:
         match("skew", "=~", "one_major_behind|unsupported_old"),
     )
     budget_steps = steps("red", (th.budget_remaining_ratio, "green"))
+    not_page = match("source", "!=", "status_page")
+    page_source = match("source", "=", "status_page")
     burn_windows = "|".join(
         sorted({w for p in config.burn_rate_alerts for w in (p.long_window, p.short_window)})
     )
@@ -288,14 +290,19 @@ def overview(config: MixinConfig) -> Any:
         .with_panel(
             stat_panel(
                 "Uptime this month",
-                "1 - downtime / observed time, best replica.",
+                "1 - downtime / observed time, from the replica that observed the month most; "
+                "three decimals, so 99.99 % and 99.95 % read apart. Empty while nothing was "
+                "observed.",
                 "percentunit",
                 target(
-                    f"max by (tenant) ({q.t('teleport_cloud_sla_uptime_ratio')})",
+                    f"1 - {q.t('tenant:teleport_cloud_sla_downtime_seconds:best')}\n"
+                    f"  / on ({config.by}) "
+                    f"({q.t('tenant:teleport_cloud_sla_observed_seconds:max')} > 0)",
                     "{{tenant}}",
                     instant=True,
                 ),
                 width=8,
+                decimals=3,
             )
         )
         .with_panel(
@@ -437,8 +444,10 @@ def overview(config: MixinConfig) -> Any:
                 "Components not operational",
                 "Status-page components (of the configured ones) in any state but operational.",
                 "none",
+                # A state set exports every state, 0 when not current: keep the current one.
                 f"max by (page, group, component, status) "
-                f"({q.p('teleport_cloud_status_component', match('status', '!=', 'operational'))})",
+                f"({q.p('teleport_cloud_status_component', match('status', '!=', 'operational'))}"
+                " == 1)",
                 ("page", "group", "component", "status"),
                 "Current",
                 mapping=value_map({0: ("no", "green"), 1: ("yes", "red")}),
@@ -463,8 +472,12 @@ def overview(config: MixinConfig) -> Any:
                 "Sources",
                 "Whether each source's last refresh succeeded on at least one replica.",
                 "none",
-                f"max by (source, target) "
-                f"(teleport_cloud_source_up{q.scope(key=match('target', '=~', '$tenant|$page'))})",
+                # Tenant sources follow $tenant, the status page $page: one matcher for both
+                # ($tenant|$page) let "All" pages show every tenant whatever $tenant said.
+                "max by (source, target) (teleport_cloud_source_up"
+                f"{q.scope(not_page, key=match('target', '=~', '$tenant'))})\n"
+                "or max by (source, target) (teleport_cloud_source_up"
+                f"{q.scope(page_source, key=match('target', '=~', '$page'))})",
                 ("source", "target"),
                 "Up",
                 mapping=value_map({0: ("down", "red"), 1: ("up", "green")}),

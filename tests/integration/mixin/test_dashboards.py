@@ -36,7 +36,7 @@ RECORDING_RULE = re.compile(r"(?<![\w:\[])([a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_:]+
 # The SLA ledger's errors are per replica and carry no tenant: scoped by cluster and job only.
 SCOPE_FILTER = re.compile(
     r'^\{cluster=~"\$cluster", job=~"\$job", '
-    r'(tenant=~"\$tenant"|page=~"\$page"|target=~"\$tenant\|\$page"|operation=~"\.\+")'
+    r'(tenant=~"\$tenant"|page=~"\$page"|target=~"\$(tenant|page)"|operation=~"\.\+")'
 )
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ()}
 
@@ -385,3 +385,50 @@ def test_dashboards_read_the_recording_rules() -> None:
     assert used <= recorded
     # every per-tenant aggregate an on-call person looks at comes from a rule
     assert len(used) >= 15, sorted(used)
+
+
+def test_stats_of_info_series_show_the_label_not_the_value() -> None:
+    """An `_info` series is always 1; a stat of one shows its legend (the version), not `1`."""
+    seen = []
+    for model in committed().values():
+        for panel in panels(model):
+            exprs = [t["expr"] for t in panel.get("targets", [])]
+            if panel["type"] == "stat" and any(re.search(r"_info\{", e) for e in exprs):
+                seen.append(panel["title"])
+                assert panel["options"]["textMode"] == "name", panel["title"]
+    assert "Target agent version" in seen
+
+
+def test_sources_table_follows_the_tenant_and_page_filters_apart() -> None:
+    """One `target=~"$tenant|$page"` matcher let "All" pages show every tenant's sources."""
+    expr = _panel(_overview(), "Sources")["targets"][0]["expr"]
+    assert "$tenant|$page" not in expr
+    assert 'target=~"$tenant", source!="status_page"' in expr
+    assert 'target=~"$page", source="status_page"' in expr
+
+
+def test_uptime_reads_the_replica_that_observed_most_with_enough_decimals() -> None:
+    uptime = _panel(_overview(), "Uptime this month")
+    assert "tenant:teleport_cloud_sla_downtime_seconds:best" in uptime["targets"][0]["expr"]
+    # 99.99 % and 99.95 % must read apart
+    assert uptime["fieldConfig"]["defaults"]["decimals"] >= 3
+
+
+def test_components_not_operational_lists_current_states_only() -> None:
+    """`status_component` is a state set (every state, 0 when not current): without `== 1`
+    the table listed every component in every state but operational."""
+    expr = _panel(_overview(), "Components not operational")["targets"][0]["expr"]
+    assert expr.rstrip().endswith("== 1)"), expr
+
+
+def test_tables_colour_and_sort_their_value_column() -> None:
+    """Every table colours its value column by its thresholds and shows the worst rows first."""
+    for model in committed().values():
+        for panel in panels(model):
+            if panel["type"] != "table":
+                continue
+            value = panel["transformations"][0]["options"]["renameByName"]["Value"]
+            assert panel["options"]["sortBy"] == [{"desc": True, "displayName": value}]
+            (override,) = panel["fieldConfig"]["overrides"]
+            assert override["matcher"] == {"id": "byName", "options": value}
+            assert override["properties"][0]["value"] == {"type": "color-background"}
