@@ -1,12 +1,12 @@
 """What a tenant's deriver computes from several sources' models (exporter.core.deriver).
 
-Each derivation owns one publish key; no source publishes under these keys:
+Each derivation owns one publish key kind (exporter.core.keys); no source publishes under them:
 
-    ("target", tenant)         agent_target_version_info: rollout, else ping, else v1 channel
-    ("fleet", tenant)          the fleet's families: inventory, control-plane and target
-                               versions, the rollout's groups
-    ("tctl_version", tenant)   tctl_compatible: tctl's and the control plane's versions
-    ("agent_report", tenant)   the agent report's families, present only while a rollout is
+    target         agent_target_version_info: rollout, else ping, else v1 channel
+    fleet          the fleet's families: inventory, control-plane and target versions, the
+                   rollout's groups
+    tctl_version   tctl_compatible: tctl's and the control plane's versions
+    agent_report   the agent report's families, present only while a rollout is
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from prometheus_client.metrics_core import Metric
 
 from exporter.core.deriver import Derivation, Deriver
+from exporter.core.keys import PublishKey
 from exporter.core.state import Hub, TenantState
 from exporter.exposition import memtrim
 from exporter.fleet.derive import derive_fleet
@@ -69,9 +70,9 @@ def tenant_derivations(tenant: TenantState) -> list[Derivation]:
         return agent_report_families(name, report if rollout_exists else None)
 
     return [
-        Derivation(("target", name), lambda: tenant.target_agent_version, target),
+        Derivation(PublishKey("target", name), lambda: tenant.target_agent_version, target),
         Derivation(
-            ("fleet", name),
+            PublishKey("fleet", name),
             lambda: (
                 tenant.inventory,
                 tenant.control_plane_version,
@@ -81,12 +82,12 @@ def tenant_derivations(tenant: TenantState) -> list[Derivation]:
             fleet,
         ),
         Derivation(
-            ("tctl_version", name),
+            PublishKey("tctl_version", name),
             lambda: (tenant.tctl_version, tenant.control_plane_version),
             compatibility,
         ),
         Derivation(
-            ("agent_report", name),
+            PublishKey("agent_report", name),
             lambda: (tenant.agent_report, tenant.rollout is not None),
             agent_report,
         ),

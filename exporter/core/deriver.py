@@ -29,6 +29,8 @@ import anyio.to_thread
 from anyio.abc import TaskStatus
 from prometheus_client.metrics_core import Metric
 
+from exporter.core.keys import PublishKey
+
 log = logging.getLogger(__name__)
 
 
@@ -38,7 +40,7 @@ class Derivation:
     `inputs` reads what it depends on from the state (cheap: references and versions);
     `derive` turns those inputs into families (pure, runs in a worker thread)."""
 
-    key: tuple[str, str]
+    key: PublishKey
     inputs: Callable[[], Hashable]
     derive: Callable[[Any], Sequence[Metric]]
 
@@ -60,13 +62,13 @@ class Deriver:
     def __init__(
         self,
         tenant: str,
-        publish: Callable[[Hashable, Iterable[Metric]], None],
+        publish: Callable[[PublishKey, Iterable[Metric]], None],
         derivations: Sequence[Derivation],
     ) -> None:
         self.tenant = tenant
         self.publish = publish
         self.derivations = list(derivations)
-        self._published: dict[tuple[str, str], object] = {d.key: _UNSET for d in derivations}
+        self._published: dict[PublishKey, object] = {d.key: _UNSET for d in derivations}
         self._dirty = anyio.Event()
         self._running = False
         self._again = False

@@ -27,6 +27,7 @@ from exporter import __version__, vocab
 from exporter.core import catalogue as m
 from exporter.core.errors import SourceError, SourceUnavailableError
 from exporter.core.http import resource_exhaustion
+from exporter.core.keys import PublishKey
 from exporter.core.source import Source
 from exporter.core.state import Hub
 
@@ -145,7 +146,7 @@ class Runtime:
         self.health = {(s.kind, s.target): Health() for s in self.sources}
         self._rng = random.Random(seed)
         self.monitor = LoopMonitor()
-        hub.publish(("build",), [m.BUILD_INFO.single([__version__], 1.0)])
+        hub.publish(PublishKey("build"), [m.BUILD_INFO.single([__version__], 1.0)])
         for source in self.sources:
             self._publish_health(source)
 
@@ -242,5 +243,6 @@ class Runtime:
     def _publish_health(self, source: Source) -> None:
         key = (source.kind, source.target)
         self.hub.publish(
-            ("health", *key), health_families(*key, self.health[key], source.response_bytes)
+            PublishKey("health", f"{source.kind}/{source.target}"),
+            health_families(*key, self.health[key], source.response_bytes),
         )

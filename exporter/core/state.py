@@ -5,13 +5,14 @@ Only the SLA ledger is persisted (exporter.sla.ledger); everything here is rebui
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client.metrics_core import Metric
 
 from exporter.config import Settings, TenantConfig
+from exporter.core.keys import PublishKey
 from exporter.exposition.body import Exposition
 
 if TYPE_CHECKING:
@@ -86,12 +87,12 @@ class Hub:
         for tenant in self.settings.tenants:
             self.tenants.setdefault(tenant.name, TenantState(tenant))
 
-    def publish(self, key: Hashable, families: Iterable[Metric]) -> None:
+    def publish(self, key: PublishKey, families: Iterable[Metric]) -> None:
         """Render and compress `families` in the caller's thread: small sets (probe, health,
         status page) from the event loop, large ones (fleet, SLA) from their worker thread."""
         self.exposition.update(key, families)
 
-    def remove(self, key: Hashable) -> None:
+    def remove(self, key: PublishKey) -> None:
         """Drop every family published under `key` (a tenant or page no longer watched)."""
         self.exposition.remove(key)
 

@@ -21,6 +21,7 @@ from exporter.core.catalogue import PROBE_LATENCY, PROBE_UNOBSERVED
 from exporter.core.clock import Clock, SystemClock
 from exporter.core.errors import SourceError
 from exporter.core.http import tls_context
+from exporter.core.keys import PublishKey
 from exporter.core.source import IgnoredFields, Source
 from exporter.core.state import Hub, TenantState
 from exporter.probe.client import Answer, ProbeClient, Trace, error_from_probe
@@ -76,8 +77,8 @@ class PingSource(Source):
         self._histogram = _LatencyHistogram(tenant.name)
         self.ignored = IgnoredFields(self.kind, tenant.name)
         self._unobserved: dict[str, int] = dict.fromkeys(UNOBSERVED_REASONS, 0)
-        hub.publish(("unobserved", tenant.name), self._unobserved_families())
-        hub.publish(("ignored", self.kind, tenant.name), self.ignored.families())
+        hub.publish(PublishKey("unobserved", tenant.name), self._unobserved_families())
+        hub.publish(PublishKey("ignored", tenant.name), self.ignored.families())
         self.last_result: ProbeResult | None = None
         """The probe under way, or the last one."""
         self.last_completed: ProbeResult | None = None
@@ -123,7 +124,7 @@ class PingSource(Source):
                 ", ".join(parsed.ignored)[:500],
             )
             self.ignored.add(len(parsed.ignored))
-            self.hub.publish(("ignored", self.kind, self.tenant.name), self.ignored.families())
+            self.hub.publish(PublishKey("ignored", self.tenant.name), self.ignored.families())
         result.success = True
         result.ping = parsed.ping
         self._histogram.observe(result.duration)
@@ -157,7 +158,7 @@ class PingSource(Source):
             error.message,
         )
         self._unobserved[reason] = self._unobserved.get(reason, 0) + 1
-        self.hub.publish(("unobserved", self.tenant.name), self._unobserved_families())
+        self.hub.publish(PublishKey("unobserved", self.tenant.name), self._unobserved_families())
 
     def _unobserved_families(self) -> list[Metric]:
         rows = (((self.tenant.name, reason), n) for reason, n in self._unobserved.items())
@@ -172,14 +173,14 @@ class PingSource(Source):
         if self.record is not None:
             await self.record(self.tenant.name, result.started_at, result.success)
         self.hub.publish(
-            ("probe", self.tenant.name),
+            PublishKey("probe", self.tenant.name),
             probe_families(self.tenant.name, result, self._histogram.families()),
         )
 
     def _update_tenant(self, ping: PingInfo) -> None:
         before = (self.tenant.control_plane_version, self.tenant.target_agent_version)
         self.tenant.ping = ping
-        self.hub.publish(("cluster", self.tenant.name), cluster_families(self.tenant))
+        self.hub.publish(PublishKey("cluster", self.tenant.name), cluster_families(self.tenant))
         if (self.tenant.control_plane_version, self.tenant.target_agent_version) != before:
             self.hub.changed(self.tenant)
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from exporter.core.catalogue import UPGRADE_WINDOW_NEXT_START
 from exporter.core.errors import SourceError, SourceUnavailableError
+from exporter.core.keys import PublishKey
 from exporter.core.source import Source
 from exporter.core.state import Hub, TenantState
 from exporter.rollout.agent_report_source import UNAVAILABLE_RECHECK, unavailable_reason
@@ -40,8 +41,8 @@ class MaintenanceConfigSource(Source):
         self.tenant = tenant
 
     @property
-    def key(self) -> tuple[str, str]:
-        return ("maintenance_config", self.tenant.name)
+    def key(self) -> PublishKey:
+        return PublishKey("maintenance_config", self.tenant.name)
 
     async def refresh(self) -> None:
         config = self.tenant.config

@@ -9,6 +9,7 @@ groups' versions: the tenant's deriver derives the target and the fleet again (`
 from __future__ import annotations
 
 from exporter.core.errors import SourceError
+from exporter.core.keys import PublishKey
 from exporter.core.source import Source
 from exporter.core.state import Hub, TenantState
 from exporter.rollout.families import rollout_families
@@ -32,8 +33,8 @@ class RolloutSource(Source):
         self.tenant = tenant
 
     @property
-    def key(self) -> tuple[str, str]:
-        return ("rollout", self.tenant.name)
+    def key(self) -> PublishKey:
+        return PublishKey("rollout", self.tenant.name)
 
     async def refresh(self) -> None:
         config = self.tenant.config

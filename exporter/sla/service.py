@@ -23,6 +23,7 @@ import anyio
 import anyio.to_thread
 
 from exporter.core.clock import Clock
+from exporter.core.keys import PublishKey
 from exporter.core.state import Hub
 from exporter.sla.derive import (
     LONGEST_WINDOW,
@@ -78,7 +79,7 @@ class SlaService:
         self._cache: dict[str, _Cached] = {}
         self._errors: dict[str, int] = dict.fromkeys(LEDGER_OPERATIONS, 0)
         if ledger is not None:
-            hub.publish(("sla", "ledger_errors"), ledger_error_families(self._errors))
+            hub.publish(PublishKey("ledger_errors"), ledger_error_families(self._errors))
 
     def in_maintenance(self, at: float) -> bool:
         """Whether the last good status page puts `at` inside a maintenance.
@@ -152,10 +153,10 @@ class SlaService:
                 continue  # the tenant's last good families stay exposed
             sla = state.config.sla
             summary = summarize(records, sla.objective, sla.exclude_maintenance, now)
-            self.hub.publish(("sla", name), sla_families(name, summary))
+            self.hub.publish(PublishKey("sla", name), sla_families(name, summary))
         with self._lock:
             counts = dict(self._errors)
-        self.hub.publish(("sla", "ledger_errors"), ledger_error_families(counts))
+        self.hub.publish(PublishKey("ledger_errors"), ledger_error_families(counts))
 
     def prune(self, now: float | None = None) -> None:
         if self.ledger is None:

@@ -22,6 +22,7 @@ from exporter.core.http import (
     retry_after_seconds,
     tls_context,
 )
+from exporter.core.keys import PublishKey
 from exporter.core.source import Source
 from exporter.core.state import Hub
 from exporter.status_page.families import status_families
@@ -73,7 +74,7 @@ class StatusPageSource(Source):
         self.hub.status = summary
         self.hub.status_at = time.time()
         self.hub.publish(
-            ("status_page", self.page),
+            PublishKey("status_page", self.page),
             status_families(self.page, summary, self.config.components),
         )
         self._validators = {

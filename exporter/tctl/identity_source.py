@@ -16,6 +16,7 @@ import logging
 import anyio
 
 from exporter.core.errors import SourceError
+from exporter.core.keys import PublishKey
 from exporter.core.source import Source
 from exporter.core.state import Hub, TenantState
 from exporter.tctl.identity import IdentityError, group_or_other_readable, read_expiry
@@ -38,8 +39,8 @@ class IdentitySource(Source):
         self._warned_mode: int | None = None
 
     @property
-    def key(self) -> tuple[str, str]:
-        return ("identity", self.tenant.name)
+    def key(self) -> PublishKey:
+        return PublishKey("identity", self.tenant.name)
 
     async def refresh(self) -> None:
         try:

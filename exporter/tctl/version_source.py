@@ -16,6 +16,7 @@ import logging
 import re
 
 from exporter.core.errors import SourceError
+from exporter.core.keys import PublishKey
 from exporter.core.source import Source
 from exporter.core.state import Hub, TenantState
 from exporter.core.versions import major_of, normalise
@@ -48,7 +49,7 @@ class TctlVersions:
     """The tctl version seen per tenant, published as one `tctl_version_info` family (tenants
     usually share one binary; the family has no tenant label)."""
 
-    KEY = ("tctl_version_info",)
+    KEY = PublishKey("tctl_version_info")
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub

@@ -16,6 +16,7 @@ import anyio
 import uvicorn
 
 from exporter import __version__
+from exporter.core.keys import PublishKey
 from exporter.exposition.body import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Body, Exposition
 from exporter.web.config import BasicAuth, WebConfig
 from exporter.web.guard import (
@@ -106,7 +107,7 @@ class App:
         self.ready = ready
         self.auth = auth
         self.page = page
-        self.counters = WebCounters(lambda families: exposition.update(("web",), families))
+        self.counters = WebCounters(lambda families: exposition.update(PublishKey("web"), families))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.config import Settings
 from exporter.core.errors import SourceError
+from exporter.core.keys import PublishKey
 from exporter.core.state import Hub, TenantState
 from exporter.derivations import attach_derivers
 from exporter.fleet.source import InventorySource, scaled_interval
@@ -159,10 +160,10 @@ def test_new_versions_from_ping_re_derive_without_tctl(tmp_path: Path) -> None:
         assert_matches(samples, _expected(FLEET, major, version))
 
     deriver = hub.derivers["t"]
-    republished: list[Hashable] = []
+    republished: list[PublishKey] = []
     publish = deriver.publish
 
-    def recording(key: Hashable, families: Iterable[Metric]) -> None:
+    def recording(key: PublishKey, families: Iterable[Metric]) -> None:
         republished.append(key)
         publish(key, families)
 

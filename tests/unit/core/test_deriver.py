@@ -14,8 +14,12 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.config import Settings
 from exporter.core.deriver import Derivation, Deriver
+from exporter.core.keys import PublishKey
 from exporter.core.state import Hub
 from exporter.derivations import attach_derivers
+
+KEYS = {"a": PublishKey("target", "t"), "b": PublishKey("fleet", "t")}
+KEY_A = KEYS["a"]
 
 
 class Recorder:
@@ -23,7 +27,7 @@ class Recorder:
         self.published: list[tuple[Hashable, float]] = []
         self.threads: set[int] = set()
 
-    def publish(self, key: Hashable, families: Iterable[Metric]) -> None:
+    def publish(self, key: PublishKey, families: Iterable[Metric]) -> None:
         self.threads.add(threading.get_ident())
         for family in families:
             self.published.append((key, family.samples[0].value))
@@ -53,7 +57,7 @@ def test_changes_coalesce_and_the_newest_inputs_are_derived_last() -> None:
         return _gauge(value)
 
     recorder = Recorder()
-    deriver = Deriver("t", recorder.publish, [Derivation(("a", "t"), lambda: state["a"], slow)])
+    deriver = Deriver("t", recorder.publish, [Derivation(KEY_A, lambda: state["a"], slow)])
     loop_thread = threading.get_ident()
 
     async def main() -> None:
@@ -63,11 +67,11 @@ def test_changes_coalesce_and_the_newest_inputs_are_derived_last() -> None:
                 state["a"] = value
                 deriver.changed()
                 await anyio.sleep(0.01)
-            await _until(lambda: recorder.published[-1:] == [(("a", "t"), 20)])
+            await _until(lambda: recorder.published[-1:] == [(KEY_A, 20)])
             group.cancel_scope.cancel()
 
     anyio.run(main)
-    assert recorder.published[-1] == (("a", "t"), 20)
+    assert recorder.published[-1] == (KEY_A, 20)
     assert len(derived) < 15, f"20 changes should coalesce, derived {derived}"
     assert derived == sorted(derived), "an older input was derived after a newer one"
     assert loop_thread not in recorder.threads, "derived and rendered on the event loop"
@@ -82,7 +86,7 @@ def test_only_derivations_whose_inputs_changed_run() -> None:
             runs.append(name)
             return _gauge(value)
 
-        return Derivation((name, "t"), lambda: state[name], run)
+        return Derivation(KEYS[name], lambda: state[name], run)
 
     deriver = Deriver("t", Recorder().publish, [derive("a"), derive("b")])
     deriver.changed()
@@ -105,7 +109,7 @@ def test_a_failing_derivation_keeps_the_last_good_families_and_tries_again(
         return _gauge(value)
 
     recorder = Recorder()
-    deriver = Deriver("t", recorder.publish, [Derivation(("a", "t"), lambda: state["a"], fragile)])
+    deriver = Deriver("t", recorder.publish, [Derivation(KEY_A, lambda: state["a"], fragile)])
 
     async def main() -> None:
         async with anyio.create_task_group() as group:
@@ -139,4 +143,4 @@ def test_each_derived_key_has_one_deriver(tmp_path: object) -> None:
     hub = attach_derivers(Hub(settings))
     keys = [d.key for deriver in hub.derivers.values() for d in deriver.derivations]
     assert len(keys) == len(set(keys))
-    assert {key[0] for key in keys} == {"target", "fleet", "tctl_version", "agent_report"}
+    assert {key.kind for key in keys} == {"target", "fleet", "tctl_version", "agent_report"}

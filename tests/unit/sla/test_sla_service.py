@@ -21,6 +21,7 @@ from exporter.config import (
     TenantConfig,
 )
 from exporter.core.clock import ManualClock
+from exporter.core.keys import PublishKey
 from exporter.core.state import Hub
 from exporter.derivations import attach_derivers
 from exporter.sla.ledger import Ledger
@@ -346,7 +347,7 @@ def test_database_errors_are_counted_and_do_not_raise(
     service = SlaService(hub, ledger, clock)
     for operation in ("record", "read", "prune"):
         assert value(hub, f'teleport_cloud_sla_ledger_errors_total{{operation="{operation}"}}') == 0
-    hub.publish(("other", "source"), [])  # stands for the other sources' families
+    hub.publish(PublishKey("probe", "t"), [])  # stands for the other sources' families
     service.record_probe("t", T0, False)
     service.publish()
 
