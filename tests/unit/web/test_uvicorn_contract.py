@@ -1,5 +1,6 @@
 """What exporter/web/guard.py takes from uvicorn's internals exists in the installed uvicorn,
-and that uvicorn is inside the range pyproject.toml declares (and the lock pins inside it).
+and that uvicorn and httptools are inside the ranges pyproject.toml declares (and the lock pins
+inside them).
 
 The guard subclasses uvicorn's httptools protocol and reads attributes the protocol sets up;
 a uvicorn release that renames one would otherwise fail only under load, in production."""
@@ -12,8 +13,10 @@ import contextlib
 import inspect
 import re
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
+import pytest
 import uvicorn
 from packaging.requirements import Requirement
 from packaging.version import Version
@@ -25,17 +28,21 @@ from exporter.web import guard
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _uvicorn_requirement() -> Requirement:
+def _requirement(name: str) -> Requirement:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    (spec,) = [d for d in project["dependencies"] if Requirement(d).name == "uvicorn"]
+    (spec,) = [d for d in project["dependencies"] if Requirement(d).name == name]
     return Requirement(spec)
 
 
-def test_installed_and_locked_uvicorn_are_in_the_declared_range() -> None:
-    requirement = _uvicorn_requirement()
-    assert requirement.specifier, "uvicorn needs a tested version range, not any version"
-    assert Version(uvicorn.__version__) in requirement.specifier
-    locked = re.search(r"^uvicorn==(\S+)", (ROOT / "requirements.lock").read_text(), re.M)
+@pytest.mark.parametrize("name", ["uvicorn", "httptools"])
+def test_installed_and_locked_versions_are_in_the_declared_range(name: str) -> None:
+    """uvicorn for its internals; httptools because the guard's protocol is uvicorn's httptools
+    one, whose parser callbacks change with httptools releases."""
+    requirement = _requirement(name)
+    upper = [spec for spec in requirement.specifier if spec.operator in ("<", "<=", "==", "~=")]
+    assert upper, f"{name} needs a tested version range, not any later version"
+    assert Version(metadata.version(name)) in requirement.specifier
+    locked = re.search(rf"^{name}==(\S+)", (ROOT / "requirements.lock").read_text(), re.M)
     assert locked is not None
     assert Version(locked.group(1)) in requirement.specifier
 
