@@ -256,12 +256,20 @@ def test_every_dashboard_panel_returns_data(stack: dict[str, Any]) -> None:
     assert _query(base, 'teleport_cloud_status_component{status="operational"} == 1')
     empty_when_healthy = {"Components not operational"}
     empty: list[str] = []
+    tenant_columns: list[tuple[str, list[Any]]] = []
     for name, dashboard in build.dashboards().items():
         for title, expr in build.panel_queries(dashboard):
             query = build.concrete(expr, "demo", sim.proxy)
             rows = _query(base, query)
+            if title.startswith("Tenants:"):
+                tenant_columns.append((query, [r["metric"].get("tenant") for r in rows]))
             if title in empty_when_healthy:
                 assert not rows, f"{title} lists components that are operational: {rows}"
             elif not rows:
                 empty.append(f"{name}: {title}: {query}")
     assert not empty, "panels without data:\n" + "\n".join(empty)
+    # The overview's tenants table merges its columns on `tenant`: each column's query gives
+    # exactly one series for the tenant, labelled with it.
+    assert len(tenant_columns) == 12
+    for query, tenants in tenant_columns:
+        assert tenants == ["demo"], f"{query}: {tenants}"

@@ -9,6 +9,7 @@ through the `${datasource}` variable.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from grafana_foundation_sdk.builders import dashboard as dash
@@ -257,6 +258,75 @@ def merged_table(
         .sort_by([TableSortByFieldState().display_name(values[-1][1]).desc(True)])
     )
     targets = [target(expr, table_format=True) for expr, _ in values]
+    return _finish(panel, title, about, "none", width, height, targets)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a `joined_table`: an instant query giving one series per row key. With
+    `label`, the column shows that label of the series (a version of an `_info` series, whose
+    value is always 1) instead of the value."""
+
+    name: str
+    expr: str
+    unit: str = "none"
+    thresholds: dash.ThresholdsConfig | None = None
+    mapping: ValueMap | None = None
+    label: str | None = None
+
+
+def joined_table(
+    title: str,
+    about: str,
+    key: str,
+    columns: Sequence[Column],
+    *,
+    sort_by: str,
+    width: int = 24,
+    height: int = 8,
+) -> Any:
+    """An instant table with one row per `key` value, joined from one query per column (merged
+    on `key`): each column with its own unit and colours, the rows sorted by `sort_by`, largest
+    first."""
+    rename: dict[str, str] = {}
+    hidden: dict[str, bool] = {"Time": True}
+    for index, column in enumerate(columns):
+        value = f"Value #{chr(ord('A') + index)}"
+        if column.label:
+            rename[column.label] = column.name
+            hidden[value] = True
+        else:
+            rename[value] = column.name
+    order = {name: i for i, name in enumerate([key, *(c.label or c.name for c in columns)])}
+    panel = (
+        table.Panel()
+        .show_header(True)
+        .thresholds(steps("green"))
+        .with_transformation(DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(
+            DataTransformerConfig(
+                id_val="organize",
+                options={"excludeByName": hidden, "indexByName": order, "renameByName": rename},
+            )
+        )
+        .sort_by([TableSortByFieldState().display_name(sort_by).desc(True)])
+    )
+    for column in columns:
+        if column.label:
+            continue
+        properties = [DynamicConfigValue(id_val="unit", value=column.unit)]
+        if column.thresholds is not None or column.mapping is not None:
+            properties.append(
+                DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"})
+            )
+        if column.thresholds is not None:
+            properties.append(
+                DynamicConfigValue(id_val="thresholds", value=column.thresholds.build())
+            )
+        if column.mapping is not None:
+            properties.append(DynamicConfigValue(id_val="mappings", value=[column.mapping]))
+        panel = panel.override_by_name(column.name, properties)
+    targets = [target(column.expr, table_format=True) for column in columns]
     return _finish(panel, title, about, "none", width, height, targets)
 
 

@@ -9,10 +9,12 @@ from grafana_foundation_sdk.builders import dashboard as dash
 
 from exporter.mixin.config import MixinConfig
 from exporter.mixin.dashboards.kit import (
+    Column,
     Q,
     add_annotations,
     frame,
     graph,
+    joined_table,
     match,
     stat_panel,
     steps,
@@ -85,6 +87,7 @@ def overview(config: MixinConfig) -> Any:
     )
     board = (
         board.with_row(dash.Row("Overview"))
+        .with_panel(_tenants(config, q))
         .with_panel(
             stat_panel(
                 "Next upgrade blocked",
@@ -514,4 +517,117 @@ def _not_updating(q: Q, config: MixinConfig) -> str:
         f"topk({config.dashboards.table_rows},\n"
         f"  max by ({by}) (({agents}) unless on ({config.by}, version) {target_version})\n"
         f"  or max by ({by}) ({agents}) * 0\n)"
+    )
+
+
+TENANTS_TITLE: Final = "Tenants: healthy, and can Cloud upgrade them?"
+# Data age colours: the slowest default source interval is 5 minutes (rollout), so orange after
+# two of them and red after an hour.
+DATA_AGE_STEPS: Final = ((600.0, "orange"), (3600.0, "red"))
+
+
+def _tenants(config: MixinConfig, q: Q) -> Any:
+    """One row per tenant: the versions, what holds back the next upgrade, the SLA budget, the
+    probe and how old the data is; `Problems` counts the failed checks and sorts the table."""
+    th = config.thresholds
+    skew = "tenant_skew:teleport_cloud_agents_by_skew:max"
+    blocked = f"max by (tenant) ({q.t('tenant:teleport_cloud_control_plane_upgrade_blocked:max')})"
+    not_updating = f"max by (tenant) ({q.t('tenant:teleport_cloud_agents_not_updating:sum')})"
+    budget = (
+        f"min by (tenant) ({q.t('tenant:teleport_cloud_sla_error_budget_remaining_ratio:best')})"
+    )
+    probe = f"max by (tenant) ({q.t('tenant:teleport_cloud_probe_success:max')})"
+    # Each source's freshest replica, then the tenant's oldest source.
+    last_success = (
+        "max by (target, source) (teleport_cloud_source_last_success_timestamp_seconds"
+        f"{q.scope(match('source', '!=', 'status_page'), key=match('target', '=~', '$tenant'))}"
+        " > 0)"
+    )
+    # label_join copies target into tenant (label_replace's "$1" reads as a Grafana variable).
+    by_tenant = f'label_join({last_success}, "tenant", "", "target")'
+    age = f"time() - min by (tenant) ({by_tenant})"
+    failed = {
+        "blocked": f"{blocked} > 0",
+        "not_updating": f"{not_updating} > 0",
+        "budget": f"{budget} < {th.budget_remaining_ratio}",
+        "probe": f"{probe} < 1",
+        "unsupported": (
+            f"sum by (tenant) "
+            f"({q.t(skew, match('skew', '=~', 'unsupported_old|unsupported_newer'))}) > 0"
+        ),
+    }
+    problems = (
+        "count by (tenant) (\n  "
+        + "\n  or ".join(
+            f'label_replace({expr}, "check", "{name}", "", "")' for name, expr in failed.items()
+        )
+        + f"\n)\nor {probe} * 0"
+    )
+    count_steps = steps("green", (1, "red"))
+    return joined_table(
+        TENANTS_TITLE,
+        "One row per tenant, the most failed checks first. Problems counts them: next upgrade "
+        "blocked, agents not updating, unsupported agents, SLA budget under "
+        f"{th.budget_remaining_ratio:.0%}, probe down. Blocking: agents one or more majors "
+        "behind the control plane. Data age: seconds since the tenant's least recently "
+        "refreshed source last succeeded (on its freshest replica), orange after 10 minutes "
+        "and red after an hour. The tables and stats below say more.",
+        "tenant",
+        (
+            Column("Problems", problems, thresholds=count_steps),
+            Column(
+                "Control plane",
+                f"max by (tenant, server_version) ({q.t('teleport_cloud_cluster_info')})",
+                label="server_version",
+            ),
+            Column(
+                "Target agents",
+                f"max by (tenant, version) ({q.t('teleport_cloud_agent_target_version_info')})",
+                label="version",
+            ),
+            Column(
+                "Next upgrade",
+                blocked,
+                thresholds=count_steps,
+                mapping=value_map({0: ("OK", "green"), 1: ("BLOCKED", "red")}),
+            ),
+            Column(
+                "Blocking",
+                f"sum by (tenant) "
+                f"({q.t(skew, match('skew', '=~', 'one_major_behind|unsupported_old'))})",
+                thresholds=count_steps,
+            ),
+            Column(
+                "Unsupported older",
+                f"max by (tenant) ({q.t(skew, match('skew', '=', 'unsupported_old'))})",
+                thresholds=count_steps,
+            ),
+            Column(
+                "Unsupported newer",
+                f"max by (tenant) ({q.t(skew, match('skew', '=', 'unsupported_newer'))})",
+                thresholds=count_steps,
+            ),
+            Column("Not updating", not_updating, thresholds=steps("green", (1, "orange"))),
+            Column(
+                "Budget left",
+                budget,
+                unit="percentunit",
+                thresholds=steps("red", (th.budget_remaining_ratio, "green")),
+            ),
+            Column(
+                "Probe",
+                probe,
+                thresholds=steps("red", (1, "green")),
+                mapping=value_map({0: ("DOWN", "red"), 1: ("UP", "green")}),
+            ),
+            Column(
+                "Probe p95",
+                f"max by (tenant) ({q.t('tenant:teleport_cloud_probe_latency_seconds:p95_10m')})",
+                unit="s",
+                thresholds=steps("green", (th.probe_latency_p95_seconds, "red")),
+            ),
+            Column("Data age", age, unit="s", thresholds=steps("green", *DATA_AGE_STEPS)),
+        ),
+        sort_by="Problems",
+        height=6,
     )

@@ -304,13 +304,15 @@ def _steps(panel: dict[str, Any]) -> list[tuple[float | None, str]]:
 
 
 def test_overview_comes_first() -> None:
+    """The first row: the per-tenant table across the top, the summary stats below it."""
     first_row = []
     for panel in _overview()["panels"][1:]:
         if panel["type"] == "row":
             break
-        assert panel["gridPos"]["y"] < 5, panel["title"]  # above the fold
+        assert panel["gridPos"]["y"] < 12, panel["title"]  # above the fold
         first_row.append(panel["title"])
     assert first_row == [
+        "Tenants: healthy, and can Cloud upgrade them?",
         "Next upgrade blocked",
         "Agents blocking the upgrade",
         "Agents not updating",
@@ -318,6 +320,73 @@ def test_overview_comes_first() -> None:
         "Probe failures (5m)",
         "Status page",
     ]
+    table, *stats = _overview()["panels"][1:8]
+    assert table["gridPos"] == {"x": 0, "y": 1, "w": 24, "h": table["gridPos"]["h"]}
+    assert all(s["gridPos"]["y"] >= table["gridPos"]["y"] + table["gridPos"]["h"] for s in stats)
+
+
+def _tenants_columns() -> tuple[dict[str, Any], dict[str, str], dict[str, dict[str, Any]]]:
+    """The tenants table, its column name per target, and each column's override properties."""
+    table = _panel(_overview(), "Tenants: healthy, and can Cloud upgrade them?")
+    merge, organize = table["transformations"]
+    assert merge["id"] == "merge" and organize["id"] == "organize"
+    rename = organize["options"]["renameByName"]
+    hidden = organize["options"]["excludeByName"]
+    names = {}
+    for target in table["targets"]:
+        value = f"Value #{target['refId']}"
+        if value in rename:
+            names[rename[value]] = target["expr"]
+        else:  # a label column: the value (always 1) is hidden, the label shown
+            assert hidden[value], value
+            label = re.search(r"by \(tenant, (\w+)\)", target["expr"])
+            assert label, target["expr"]
+            names[rename[label.group(1)]] = target["expr"]
+    overrides = {
+        o["matcher"]["options"]: {p["id"]: p["value"] for p in o["properties"]}
+        for o in table["fieldConfig"]["overrides"]
+    }
+    return table, names, overrides
+
+
+def test_tenants_table_answers_health_and_upgrade_per_tenant() -> None:
+    table, columns, overrides = _tenants_columns()
+    assert list(columns) == [
+        "Problems", "Control plane", "Target agents", "Next upgrade", "Blocking",
+        "Unsupported older", "Unsupported newer", "Not updating", "Budget left", "Probe",
+        "Probe p95", "Data age",
+    ]  # fmt: skip
+    for target in table["targets"]:
+        assert target["format"] == "table" and target["instant"]
+        # one row per tenant: every query keeps the tenant label and merges on it
+        assert re.search(r"by \(tenant[,)]", target["expr"]), target["expr"]
+    assert "server_version" in columns["Control plane"]
+    assert "teleport_cloud_agent_target_version_info" in columns["Target agents"]
+    assert 'skew=~"one_major_behind|unsupported_old"' in columns["Blocking"]
+    assert 'skew="unsupported_old"' in columns["Unsupported older"]
+    assert 'skew="unsupported_newer"' in columns["Unsupported newer"]
+    assert "teleport_cloud_source_last_success_timestamp_seconds" in columns["Data age"]
+    assert columns["Data age"].startswith("time() - min by (tenant)")
+    # worst first, and readable without colour
+    assert table["options"]["sortBy"] == [{"desc": True, "displayName": "Problems"}]
+    texts = {
+        name: {k: v["text"] for k, v in props["mappings"][0]["options"].items()}
+        for name, props in overrides.items()
+        if "mappings" in props
+    }
+    assert texts == {"Next upgrade": {"0": "OK", "1": "BLOCKED"}, "Probe": {"0": "DOWN", "1": "UP"}}
+    for name in columns:
+        if name in ("Control plane", "Target agents"):
+            continue
+        assert overrides[name]["custom.cellOptions"] == {"type": "color-background"}, name
+    assert overrides["Budget left"]["unit"] == "percentunit"
+    assert overrides["Data age"]["unit"] == "s"
+    th = parse_config().thresholds
+    assert overrides["Budget left"]["thresholds"]["steps"][1] == {
+        "color": "green",
+        "value": th.budget_remaining_ratio,
+    }
+    assert f"< {th.budget_remaining_ratio}" in columns["Problems"]
 
 
 def test_drill_down_tables() -> None:
