@@ -32,3 +32,22 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self._now += seconds
+
+
+WEEKDAY_NUMBERS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("mon", "monday"),
+            ("tue", "tuesday"),
+            ("wed", "wednesday"),
+            ("thu", "thursday"),
+            ("fri", "friday"),
+            ("sat", "saturday"),
+            ("sun", "sunday"),
+        )
+    )
+    for name in names
+}
+"""Teleport's weekday names (short and long, lower case) -> Python's weekday() number. Rollout
+groups and the agent upgrade window name their days this way."""

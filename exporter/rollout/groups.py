@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from exporter.core.clock import WEEKDAY_NUMBERS
 from exporter.core.versions import normalise, same_version
 from exporter.rollout.model import Rollout
 from exporter.vocab import NO_UPGRADER, NOT_UPDATING_REASONS
@@ -52,22 +53,6 @@ DEFAULT_GROUP = "default"
 """The group `teleport-update` reports when none is configured, and the v1 channel's name."""
 DEFAULT_WINDOW = timedelta(hours=1)
 """A time-based rollout's window when `maintenance_window_duration` is absent."""
-
-_WEEKDAYS = {
-    name: number
-    for number, names in enumerate(
-        (
-            ("mon", "monday"),
-            ("tue", "tuesday"),
-            ("wed", "wednesday"),
-            ("thu", "thursday"),
-            ("fri", "friday"),
-            ("sat", "saturday"),
-            ("sun", "sunday"),
-        )
-    )
-    for name in names
-}
 
 
 class Agent(NamedTuple):
@@ -129,7 +114,7 @@ def in_window(days: Iterable[str], start_hour: int, duration: timedelta, now: da
     [today at start_hour, + duration). An unknown weekday name matches no day."""
     now = now.astimezone(UTC)
     today = now.weekday()
-    if not any(day == "*" or _WEEKDAYS.get(day.strip().lower()) == today for day in days):
+    if not any(day == "*" or WEEKDAY_NUMBERS.get(day.strip().lower()) == today for day in days):
         return False
     start = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(hours=start_hour)
     return start <= now < start + duration

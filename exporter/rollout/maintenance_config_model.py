@@ -15,22 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from exporter.core.clock import WEEKDAY_NUMBERS
+
 WINDOW_LENGTH = timedelta(hours=1)
-_DAYS = {
-    name: number
-    for number, names in enumerate(
-        (
-            ("mon", "monday"),
-            ("tue", "tuesday"),
-            ("wed", "wednesday"),
-            ("thu", "thursday"),
-            ("fri", "friday"),
-            ("sat", "saturday"),
-            ("sun", "sunday"),
-        )
-    )
-    for name in names
-}
 
 
 class _Lenient(BaseModel):
@@ -96,7 +83,7 @@ def parse_maintenance_config(data: bytes | bytearray) -> UpgradeWindow | None:
     if not names or "*" in names:
         days = frozenset(range(7))
     else:
-        days = frozenset(_DAYS[name] for name in names if name in _DAYS)
+        days = frozenset(WEEKDAY_NUMBERS[name] for name in names if name in WEEKDAY_NUMBERS)
         if not days:
             return None
     return UpgradeWindow(days, upgrades.utc_start_hour)
