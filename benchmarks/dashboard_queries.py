@@ -49,6 +49,10 @@ def panel_queries(boards: dict[str, str]) -> list[tuple[str, str]]:
             for target in panel.get("targets", []):
                 title = f"{name.removeprefix('teleport-cloud-').removesuffix('.json')} / "
                 expr = target["expr"]
+                if "$agent_tenant" in expr:
+                    # The per-agent tables read one tenant by design (variable agent_tenant).
+                    out.append((f"{title}[t00] {panel['title']}", concrete(expr, "t00", ".*")))
+                    continue
                 out.append((title + panel["title"], concrete(expr, ".*", ".*", literal=False)))
                 if any(family in expr for family in PER_AGENT):
                     out.append((f"{title}[t00] {panel['title']}", concrete(expr, "t00", ".*")))

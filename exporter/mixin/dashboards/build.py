@@ -89,13 +89,16 @@ _REGEX_META = re.compile(r"([.+*?()|\[\]{}^$\\])")
 def concrete(expr: str, tenant: str, page: str = "", *, literal: bool = True) -> str:
     """`expr` with Grafana's variables replaced, ready for Prometheus' HTTP API.
 
-    $tenant and $page become the given names (regex-escaped unless `literal` is false);
+    $tenant and $page become the given names (regex-escaped unless `literal` is false), and
+    $agent_tenant the tenant as it is;
     $cluster and $job match anything; $__rate_interval and $__interval become 1m, $__range 1h.
     An unknown variable raises ValueError.
     """
     values = dict(BUILTIN_VALUES)
     for name, value in (("tenant", tenant), ("page", page)):
         values[name] = _REGEX_META.sub(r"\\\\\1", value) if literal else value
+    # $agent_tenant is single-valued and matched with `=`: the name itself, never escaped.
+    values["agent_tenant"] = tenant
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)

@@ -187,14 +187,15 @@ def fleet(config: MixinConfig) -> Any:
             table_panel(
                 "Agents one or more majors behind",
                 f"The {rows} agents furthest behind the control plane, with hostname and "
-                "version; the overview's stat counts them all. Needs per_agent_metrics: true.",
+                "version, of the tenant chosen in `Tenant (agent tables)`; the overview's stat "
+                "counts them all. Needs per_agent_metrics: true.",
                 "none",
                 f"topk({rows},\n"
                 f"  max by (tenant, hostname, server_id, version) (\n"
-                f"    {q.t('teleport_cloud_agent_info')}\n"
+                f"    {q.agents('teleport_cloud_agent_info')}\n"
                 f"    * on ({config.by}, server_id) group_left ()\n"
                 f"    (max by ({config.by}, server_id) "
-                f"({q.t('teleport_cloud_agent_major_versions_behind')}) >= 1)\n"
+                f"({q.agents('teleport_cloud_agent_major_versions_behind')}) >= 1)\n"
                 "  )\n)",
                 ("tenant", "hostname", "server_id", "version"),
                 "Majors behind",

@@ -80,10 +80,10 @@ def overview(config: MixinConfig) -> Any:
     # Per-agent tables show the first rows of a ranking; the stats above count every agent.
     blocking = (
         f"topk({rows}, max by ({', '.join(AGENT_COLUMNS)}) (\n"
-        f"  {q.t('teleport_cloud_agent_info')}\n"
+        f"  {q.agents('teleport_cloud_agent_info')}\n"
         f"  * on ({config.by}, server_id) group_left ()\n"
         f"  (max by ({config.by}, server_id) "
-        f"({q.t('teleport_cloud_agent_major_versions_behind')}) >= 1)\n))"
+        f"({q.agents('teleport_cloud_agent_major_versions_behind')}) >= 1)\n))"
     )
     board = (
         board.with_row(dash.Row("Overview"))
@@ -199,8 +199,8 @@ def overview(config: MixinConfig) -> Any:
         .with_panel(
             table_panel(
                 "Agents blocking the next upgrade",
-                "Agents one or more majors behind the control plane, with how many majors. Needs "
-                "per_agent_metrics: true.",
+                "Agents one or more majors behind the control plane, with how many majors, of the "
+                "tenant chosen in `Tenant (agent tables)`. Needs per_agent_metrics: true.",
                 "none",
                 blocking,
                 AGENT_COLUMNS,
@@ -212,8 +212,9 @@ def overview(config: MixinConfig) -> Any:
         .with_panel(
             table_panel(
                 "Agents pinned, disabled or without upgrader",
-                "Agents that will not update by themselves; `Behind target` says whether they are "
-                "already off the tenant's target version (TeleportCloudAgentsNotUpdating).",
+                "Agents that will not update by themselves, of the tenant chosen in `Tenant (agent "
+                "tables)`; `Behind target` says whether they are already off the tenant's target "
+                "version (TeleportCloudAgentsNotUpdating).",
                 "none",
                 _not_updating(q, config),
                 AGENT_COLUMNS,
@@ -508,11 +509,11 @@ def overview(config: MixinConfig) -> Any:
 
 def _not_updating(q: Q, config: MixinConfig) -> str:
     agents = (
-        f"{q.t('teleport_cloud_agent_info', match('updater_status', '=~', 'disabled|pinned'))}"
-        f" or {q.t('teleport_cloud_agent_info', match('upgrader', '=', 'none'))}"
+        f"{q.agents('teleport_cloud_agent_info', match('updater_status', '=~', 'disabled|pinned'))}"
+        f" or {q.agents('teleport_cloud_agent_info', match('upgrader', '=', 'none'))}"
     )
     by = ", ".join(AGENT_COLUMNS)
-    target_version = f"{q.t('teleport_cloud_agent_target_version_info')}"
+    target_version = f"{q.agents('teleport_cloud_agent_target_version_info')}"
     return (
         f"topk({config.dashboards.table_rows},\n"
         f"  max by ({by}) (({agents}) unless on ({config.by}, version) {target_version})\n"
