@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,13 @@ def test_quick_start_has_two_commands_that_exist() -> None:
     # Both in the first screen: within the first 40 lines.
     head = "\n".join(text.splitlines()[:40])
     assert "serve --demo" in head and "scripts/test" in head
+    # The demo makes its own certificates with the `demo` extra: the command must install it.
+    installed = re.search(r"pip install '?\.(?:\[([a-z,]+)\])?'?", commands[0])
+    assert installed is not None, commands[0]
+    extras = set((installed.group(1) or "").split(","))
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "demo" in extras, "the quick start must install the demo extra"
+    assert any(r.startswith("trustme") for r in declared["optional-dependencies"]["demo"])
 
 
 def test_readme_is_read_in_ten_minutes() -> None:
