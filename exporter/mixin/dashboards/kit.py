@@ -207,21 +207,10 @@ def table_panel(
     height: int = 8,
 ) -> Any:
     """An instant table of `expr`'s series: the label `columns` in order, then the value."""
-    order = {name: i for i, name in enumerate([*columns, "Value"])}
-    panel = (
-        table.Panel()
-        .show_header(True)
-        .thresholds(thresholds or steps("green"))
-        .with_transformation(
-            DataTransformerConfig(
-                id_val="organize",
-                options={
-                    "excludeByName": {"Time": True},
-                    "indexByName": order,
-                    "renameByName": {"Value": value},
-                },
-            )
-        )
+    panel = _organized(
+        table.Panel().show_header(True).thresholds(thresholds or steps("green")),
+        [*columns, "Value"],
+        {"Value": value},
     )
     if mapping is not None:
         panel = panel.mappings([mapping])
@@ -230,6 +219,38 @@ def table_panel(
         value, [DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"})]
     ).sort_by([TableSortByFieldState().display_name(value).desc(True)])
     return _finish(panel, title, about, unit, width, height, [target(expr, table_format=True)])
+
+
+def _value_field(index: int) -> str:
+    """The name Grafana gives the value of a table's `index`-th query when it merges several."""
+    return f"Value #{chr(ord('A') + index)}"
+
+
+def _merged_panel() -> Any:
+    """A table panel that merges its queries' instant results into rows on their shared labels."""
+    return (
+        table.Panel()
+        .show_header(True)
+        .thresholds(steps("green"))
+        .with_transformation(DataTransformerConfig(id_val="merge", options={}))
+    )
+
+
+def _organized(
+    panel: Any, fields: Sequence[str], rename: dict[str, str], hidden: Sequence[str] = ()
+) -> Any:
+    """Shows `fields` in order, renamed, without Time or `hidden`. Grafana's organize step orders
+    and hides before it renames, so `fields` and `hidden` use the names the queries give."""
+    return panel.with_transformation(
+        DataTransformerConfig(
+            id_val="organize",
+            options={
+                "excludeByName": dict.fromkeys(["Time", *hidden], True),
+                "indexByName": {name: i for i, name in enumerate(fields)},
+                "renameByName": rename,
+            },
+        )
+    )
 
 
 def merged_table(
@@ -243,24 +264,9 @@ def merged_table(
 ) -> Any:
     """An instant table joining several queries on their label `columns`: one value column per
     (expression, column name), in order (Grafana names them `Value #A`, `Value #B`, ...)."""
-    names = {f"Value #{chr(ord('A') + i)}": name for i, (_, name) in enumerate(values)}
-    order = {name: i for i, name in enumerate([*columns, *names])}
-    panel = (
-        table.Panel()
-        .show_header(True)
-        .thresholds(steps("green"))
-        .with_transformation(DataTransformerConfig(id_val="merge", options={}))
-        .with_transformation(
-            DataTransformerConfig(
-                id_val="organize",
-                options={
-                    "excludeByName": {"Time": True},
-                    "indexByName": order,
-                    "renameByName": names,
-                },
-            )
-        )
-        .sort_by([TableSortByFieldState().display_name(values[-1][1]).desc(True)])
+    names = {_value_field(i): name for i, (_, name) in enumerate(values)}
+    panel = _organized(_merged_panel(), [*columns, *names], names).sort_by(
+        [TableSortByFieldState().display_name(values[-1][1]).desc(True)]
     )
     targets = [target(expr, table_format=True) for expr, _ in values]
     return _finish(panel, title, about, "none", width, height, targets)
@@ -294,27 +300,19 @@ def joined_table(
     on `key`): each column with its own unit and colours, the rows sorted by `sort_by`, largest
     first."""
     rename: dict[str, str] = {}
-    hidden: dict[str, bool] = {"Time": True}
+    hidden: list[str] = []
+    fields: list[str] = [key]  # the fields as the queries name them, in display order
     for index, column in enumerate(columns):
-        value = f"Value #{chr(ord('A') + index)}"
+        value = _value_field(index)
         if column.label:
             rename[column.label] = column.name
-            hidden[value] = True
+            hidden.append(value)
+            fields.append(column.label)
         else:
             rename[value] = column.name
-    order = {name: i for i, name in enumerate([key, *(c.label or c.name for c in columns)])}
-    panel = (
-        table.Panel()
-        .show_header(True)
-        .thresholds(steps("green"))
-        .with_transformation(DataTransformerConfig(id_val="merge", options={}))
-        .with_transformation(
-            DataTransformerConfig(
-                id_val="organize",
-                options={"excludeByName": hidden, "indexByName": order, "renameByName": rename},
-            )
-        )
-        .sort_by([TableSortByFieldState().display_name(sort_by).desc(True)])
+            fields.append(value)
+    panel = _organized(_merged_panel(), fields, rename, hidden).sort_by(
+        [TableSortByFieldState().display_name(sort_by).desc(True)]
     )
     for column in columns:
         if column.label:

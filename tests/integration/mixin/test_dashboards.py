@@ -544,3 +544,20 @@ def test_per_agent_tables_read_one_tenant(dashboard: tuple[str, dict[str, Any]])
             for metric, matchers in ANY_SELECTOR.findall(expr):
                 assert 'tenant="$agent_tenant"' in matchers, f"{metric} in {title}"
     assert per_agent
+
+
+def test_tables_order_and_hide_fields_by_the_names_the_queries_give(
+    dashboard: tuple[str, dict[str, Any]],
+) -> None:
+    # Grafana's organize step orders and hides fields before it renames them: a key naming a
+    # field by its new name orders nothing, and that column lands wherever Grafana puts it.
+    _, model = dashboard
+    for panel in panels(model):
+        for step in panel.get("transformations", []):
+            if step["id"] != "organize":
+                continue
+            options = step["options"]
+            renamed_only = set(options["renameByName"].values()) - set(options["renameByName"])
+            for kind in ("indexByName", "excludeByName"):
+                wrong = renamed_only & set(options[kind])
+                assert not wrong, f"{panel['title']}: {kind} uses renamed names {sorted(wrong)}"
