@@ -20,7 +20,7 @@ from exporter.core.versions import major_of, normalise, same_version
 from exporter.fleet.derive import NOT_UPDATING, AgentView, FleetView, not_updating
 from exporter.probe.model import ProbeFailure, ProbeResult
 from exporter.rollout.agent_report_model import MergedReport
-from exporter.rollout.groups import Agent, GroupPlan, assess, plan_groups
+from exporter.rollout.groups import GroupPlan, plan_groups
 from exporter.rollout.model import Rollout, RolloutGroup
 from exporter.sla.derive import MonthToDate
 
@@ -344,7 +344,7 @@ def _tenant(observation: Observation, tenant: TenantState) -> TenantView:
         view.rollout = _rollout(view, tenant.rollout, fleet)
         view.agent_report = observation.agent_reports.get(name)
         if fleet is not None:
-            view.stuck = _stuck(view, fleet, tenant.rollout)
+            view.stuck = _stuck(view, fleet)
     if view.sla is not None and view.sla.summary.breached:
         view.findings.append(Finding(name, "SLA breached this month"))
     return view
@@ -479,43 +479,26 @@ def _frozen(fleet: FleetView) -> Frozen | None:
     return Frozen(frozen, by_status, behind)
 
 
-def _stuck(view: TenantView, fleet: FleetView, rollout: Rollout) -> list[StuckGroup]:
+def _stuck(view: TenantView, fleet: FleetView) -> list[StuckGroup]:
     """Per update group, the agents Teleport is asking to update that are not on the group's
-    version (membership and the ask as Teleport decides them, exporter.update_groups)."""
-    plan = plan_groups(rollout)
-    if plan is None:
+    version, as the fleet's derivation judged them (exporter.rollout.groups)."""
+    if fleet.groups is None:
         return []
-    by_group: dict[str, list[AgentView]] = {}
-    expected: dict[str, str] = {}
-    for agent in fleet.agents:
-        verdict = assess(_rules_agent(agent), plan)
-        if verdict.stuck and verdict.group is not None:
-            by_group.setdefault(verdict.group, []).append(agent)
-            expected.setdefault(verdict.group, verdict.version or "?")
     stuck = []
-    order = {name: index for index, name in enumerate(plan.groups)}
-    for group, agents in sorted(by_group.items(), key=lambda item: order.get(item[0], len(order))):
+    for group, (version, positions) in fleet.groups.stuck_agents.items():
+        agents = sorted(
+            (fleet.agents[position] for position in positions),
+            key=lambda agent: (-(agent.majors_behind or 0), agent.hostname),
+        )
         view.findings.append(
             Finding(
                 view.name,
                 f"{len(agents)} agent(s) of update group {group} are asked to update "
-                f"and are not on its version {expected[group]}",
+                f"and are not on its version {version}",
             )
         )
-        agents.sort(key=lambda agent: (-(agent.majors_behind or 0), agent.hostname))
-        stuck.append(StuckGroup(group, expected[group], agents))
+        stuck.append(StuckGroup(group, version, agents))
     return stuck
-
-
-def _rules_agent(agent: AgentView) -> Agent:
-    return Agent(
-        agent.server_id,
-        agent.update_group,
-        agent.updater_id,
-        agent.version,
-        agent.upgrader,
-        agent.updater_status,
-    )
 
 
 def _waiting_line(plan: GroupPlan, group: RolloutGroup, strategy: str) -> str:

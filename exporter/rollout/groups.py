@@ -260,6 +260,9 @@ class Assessment:
     """Per group (the rollout's order; with an immediate schedule, the agents' own groups)."""
 
     groups: dict[str, GroupTally]
+    stuck_agents: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
+    """Per group with stuck agents: the version Teleport wants there now, and the stuck agents'
+    positions in the assessed sequence (so a report can name them without judging again)."""
 
     @property
     def stuck(self) -> dict[str, int]:
@@ -272,7 +275,8 @@ def assess_fleet(agents: Iterable[Agent], plan: GroupPlan) -> Assessment:
     counts: dict[str, list[int]] = {name: [0, 0, 0] for name in plan.groups}
     cache: dict[tuple[str, str, str, str], Verdict] = {}
     canary_groups = {name for name, rule in plan.groups.items() if rule.canaries}
-    for agent in agents:
+    stuck: dict[str, tuple[str, list[int]]] = {}
+    for position, agent in enumerate(agents):
         key = (agent.update_group, agent.version, agent.upgrader, agent.updater_status)
         verdict = cache.get(key)
         if verdict is None or verdict.group in canary_groups:
@@ -284,8 +288,13 @@ def assess_fleet(agents: Iterable[Agent], plan: GroupPlan) -> Assessment:
         row = counts.setdefault(verdict.group, [0, 0, 0])
         row[0] += 1
         row[1] += verdict.asked
-        row[2] += verdict.stuck
-    return Assessment({name: GroupTally(*row) for name, row in counts.items()})
+        if verdict.stuck:
+            row[2] += 1
+            stuck.setdefault(verdict.group, (verdict.version or "?", []))[1].append(position)
+    return Assessment(
+        {name: GroupTally(*row) for name, row in counts.items()},
+        {name: stuck[name] for name in counts if name in stuck},
+    )
 
 
 def not_updating_counts(agents: Iterable[Agent]) -> dict[str, int]:

@@ -325,5 +325,10 @@ def test_exporter_counts_as_teleport_counts(
     assert {name: tally.members for name, tally in tallies.items()} == expected["members"]
     assert {name: tally.asked for name, tally in tallies.items()} == expected["asked"]
     assert view.stuck_by_group == expected["stuck"]
+    # The agents `check` names as stuck are the ones counted, each once.
+    named = {group: positions for group, (_, positions) in view.groups.stuck_agents.items()}
+    assert {group: len(set(p)) for group, p in named.items()} == {
+        group: count for group, count in expected["stuck"].items() if count
+    }
     assert view.not_updating == expected["not_updating"]
     assert view.teleport_counts == expected["counts"]
